@@ -1,0 +1,327 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * consumer.c - the consumer endpoint: the consumer slot, round-robin
+ * receive across lanes (fair, bounded work per call), copy-out, batch
+ * receive, peek/release.  The ring algorithm itself is lane.h.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "consumer.h"
+#include "producer.h" /* TAKT_DEFAULT_SPIN_NS */
+
+static void close_sems(takt_consumer *c)
+{
+	takt_sem_close(c->rx_bell.sem);
+	for (unsigned k = 0; k < c->lanes; k++)
+		takt_sem_close(c->lane[k].wake_producer.sem);
+}
+
+int takt_consumer_attach(takt_channel *ch, takt_consumer **out)
+{
+	if (!ch || !out)
+		return -EINVAL;
+	if (ch->flags & TAKT_OPEN_RDONLY)
+		return -EACCES;
+	unsigned lanes = ch->geo.lanes;
+	takt_consumer *c = calloc(1, sizeof *c + lanes * sizeof c->lane[0]);
+	if (!c)
+		return -ENOMEM;
+	int rc = takt_slot_acquire(ch, TAKT_SLOT_CONSUMER);
+	if (rc < 0) {
+		free(c);
+		return rc;
+	}
+	c->ch = ch;
+	c->lanes = lanes;
+	c->burst = c->burst_left = TAKT_DEFAULT_LANE_BURST;
+	c->spin_ns = TAKT_DEFAULT_SPIN_NS;
+	c->seg = ch->consumer;
+	c->empty_events = atomic_load_explicit(&c->seg->empty_events, memory_order_relaxed);
+	char sem_name[TAKT_OBJ_NAME_MAX];
+	takt_rx_sem_name(sem_name, ch->name);
+	rc = takt_sem_open(sem_name, &c->rx_bell.sem);
+	c->rx_bell.word = &c->seg->rx_doorbell;
+	for (unsigned k = 0; k < lanes; k++) {
+		struct takt_consumer_lane *l = &c->lane[k];
+		struct takt_lane_rx *rx = &l->rx;
+		rx->ctrl = takt_lane_ctrl(ch, k);
+		rx->data = takt_lane_data(ch, k);
+		rx->capacity = ch->geo.capacity;
+		rx->mask = ch->geo.mask;
+		rx->max_record = ch->geo.max_record;
+		/* Resume at the published head (a dead consumer's records after
+		 * it are delivered again: at-least-once on a consumer crash).
+		 * acquire: pairs with the release of whoever published it. */
+		uint64_t head = atomic_load_explicit(&rx->ctrl->head, memory_order_acquire);
+		uint64_t tail = atomic_load_explicit(&rx->ctrl->tail, memory_order_relaxed);
+		rx->head = head;
+		if ((head & (TAKT_REC_ALIGN - 1)) || head > tail || tail - head > rx->capacity) {
+			takt_lane_rx_corrupt(rx);
+			c->broken_lanes++;
+		}
+		rx->records = atomic_load_explicit(&rx->ctrl->records_received, memory_order_relaxed);
+		rx->bytes = atomic_load_explicit(&rx->ctrl->bytes_received, memory_order_relaxed);
+		l->wake_producer.word = &rx->ctrl->tx_doorbell;
+		if (rc == 0) {
+			takt_tx_sem_name(sem_name, ch->name, k);
+			rc = takt_sem_open(sem_name, &l->wake_producer.sem);
+		}
+	}
+	if (rc < 0) {
+		close_sems(c);
+		takt_slot_release(ch, TAKT_SLOT_CONSUMER);
+		free(c);
+		return rc;
+	}
+	atomic_store_explicit(&c->seg->pid, (uint32_t)getpid(), memory_order_relaxed);
+	atomic_store_explicit(&c->seg->start_time, takt_self_start_time(), memory_order_relaxed);
+	atomic_fetch_add_explicit(&c->seg->epoch, 1, memory_order_relaxed);
+	atomic_store_explicit(&c->seg->last_ns, takt_coarse_ns(), memory_order_relaxed);
+	atomic_fetch_add_explicit(&ch->attached, 1, memory_order_relaxed);
+	*out = c;
+	return 0;
+}
+
+int takt_consumer_open(const char *name, takt_consumer **out)
+{
+	if (!out)
+		return -EINVAL;
+	takt_channel *ch;
+	int rc = takt_channel_open(name, 0, &ch);
+	if (rc < 0)
+		return rc;
+	rc = takt_consumer_attach(ch, out);
+	if (rc < 0) {
+		takt_channel_close(ch);
+		return rc;
+	}
+	(*out)->owns_channel = true;
+	return 0;
+}
+
+static void publish_lane(takt_consumer *c, unsigned k)
+{
+	struct takt_consumer_lane *l = &c->lane[k];
+	takt_lane_rx_publish(&l->rx);
+	TAKT_FAULT_POINT(11);
+	takt_doorbell_ring(&l->wake_producer);
+}
+
+void takt_consumer_close(takt_consumer *c)
+{
+	if (!c)
+		return;
+	for (unsigned k = 0; k < c->lanes; k++)
+		if (c->lane[k].rx.dirty && !c->lane[k].rx.broken)
+			publish_lane(c, k);
+	takt_channel *ch = c->ch;
+	atomic_store_explicit(&c->seg->last_ns, takt_coarse_ns(), memory_order_relaxed);
+	close_sems(c);
+	takt_slot_release(ch, TAKT_SLOT_CONSUMER);
+	atomic_fetch_sub_explicit(&ch->attached, 1, memory_order_relaxed);
+	bool owns = c->owns_channel;
+	free(c);
+	if (owns)
+		takt_channel_close(ch);
+}
+
+takt_channel *takt_consumer_channel(takt_consumer *c)
+{
+	return c->ch;
+}
+
+int takt_consumer_set_lane_burst(takt_consumer *c, unsigned records)
+{
+	if (records == 0)
+		return -EINVAL;
+	c->burst = c->burst_left = records;
+	return 0;
+}
+
+void takt_consumer_set_spin_ns(takt_consumer *c, uint32_t spin_ns)
+{
+	c->spin_ns = spin_ns;
+}
+
+static inline void next_lane(takt_consumer *c)
+{
+	c->cursor = (c->cursor + 1 == c->lanes) ? 0 : c->cursor + 1;
+	c->burst_left = c->burst;
+}
+
+static void count_empty(takt_consumer *c)
+{
+	c->empty_events++;
+	atomic_store_explicit(&c->seg->empty_events, c->empty_events, memory_order_relaxed);
+}
+
+/*
+ * Find the next record, round-robin: the cursor lane gives up to `burst`
+ * records, then the next lane's turn comes.  Each lane is visited at most
+ * once per call, so the work is bounded by the lane count.  Returns 1 with
+ * the lane in *lane, -EAGAIN when every lane is empty, -EBADMSG when a lane
+ * was just found corrupted or every lane is broken.
+ */
+static inline int find_record(takt_consumer *c, unsigned *lane, uint32_t *len, uint32_t *type,
+			      uint64_t *payload)
+{
+	for (unsigned visited = 0; visited < c->lanes; visited++) {
+		struct takt_lane_rx *rx = &c->lane[c->cursor].rx;
+		if (TAKT_LIKELY(!rx->broken)) {
+			int r = takt_lane_rx_peek(rx, len, type, payload);
+			if (TAKT_LIKELY(r > 0)) {
+				*lane = c->cursor;
+				return 1;
+			}
+			if (r < 0) {
+				c->broken_lanes++;
+				next_lane(c);
+				return -EBADMSG;
+			}
+			if (rx->dirty) /* padding was skipped: publish the freed space */
+				publish_lane(c, c->cursor);
+		}
+		next_lane(c);
+	}
+	if (c->broken_lanes == c->lanes)
+		return -EBADMSG;
+	count_empty(c);
+	return -EAGAIN;
+}
+
+/* Account one delivered record from the cursor lane. */
+static inline void took_one(takt_consumer *c)
+{
+	if (--c->burst_left == 0)
+		next_lane(c);
+}
+
+int takt_try_recv(takt_consumer *c, void *buf, size_t cap, struct takt_msg *msg)
+{
+	unsigned k;
+	uint32_t len, type;
+	uint64_t payload;
+	if (TAKT_UNLIKELY(c->peeked))
+		c->peeked = false; /* a copy-out receive supersedes an unreleased peek */
+	int r = find_record(c, &k, &len, &type, &payload);
+	if (TAKT_UNLIKELY(r < 0))
+		return r;
+	struct takt_lane_rx *rx = &c->lane[k].rx;
+	if (TAKT_UNLIKELY(len > cap)) {
+		if (msg) {
+			msg->data = NULL;
+			msg->len = len;
+			msg->type = type;
+			msg->lane = k;
+		}
+		return -EMSGSIZE; /* the record stays queued */
+	}
+	memcpy(buf, rx->data + payload, len);
+	TAKT_FAULT_POINT(10);
+	takt_lane_rx_consume(rx, len);
+	publish_lane(c, k);
+	took_one(c);
+	if (msg) {
+		msg->data = buf;
+		msg->len = len;
+		msg->type = type;
+		msg->lane = k;
+	}
+	return (int)len;
+}
+
+int takt_try_recv_batch(takt_consumer *c, struct takt_msg *msgs, unsigned n, void *buf, size_t cap)
+{
+	if (n == 0)
+		return -EINVAL;
+	c->peeked = false;
+	unsigned got = 0;
+	size_t used = 0;
+	int r = 0;
+	while (got < n) {
+		unsigned k;
+		uint32_t len, type;
+		uint64_t payload;
+		unsigned before = c->cursor;
+		r = find_record(c, &k, &len, &type, &payload);
+		/* Leaving a lane: publish what we consumed from it (once per
+		 * visit, not once per record). */
+		if (c->lane[before].rx.dirty && (r < 0 || k != before) && !c->lane[before].rx.broken)
+			publish_lane(c, before);
+		if (r < 0)
+			break;
+		struct takt_lane_rx *rx = &c->lane[k].rx;
+		if (len > cap - used) {
+			if (got == 0) {
+				msgs[0].data = NULL;
+				msgs[0].len = len;
+				msgs[0].type = type;
+				msgs[0].lane = k;
+				r = -EMSGSIZE;
+			}
+			break;
+		}
+		uint8_t *dst = (uint8_t *)buf + used;
+		memcpy(dst, rx->data + payload, len);
+		takt_lane_rx_consume(rx, len);
+		msgs[got].data = dst;
+		msgs[got].len = len;
+		msgs[got].type = type;
+		msgs[got].lane = k;
+		got++;
+		used += (len + 7u) & ~(size_t)7u;
+		if (used > cap)
+			used = cap;
+		took_one(c);
+	}
+	for (unsigned k = 0; k < c->lanes; k++)
+		if (c->lane[k].rx.dirty && !c->lane[k].rx.broken)
+			publish_lane(c, k);
+	if (got > 0)
+		return (int)got;
+	return r;
+}
+
+int takt_peek(takt_consumer *c, struct takt_msg *msg)
+{
+	unsigned k;
+	uint32_t len, type;
+	uint64_t payload;
+	int r = find_record(c, &k, &len, &type, &payload);
+	if (r < 0) {
+		c->peeked = false;
+		return r;
+	}
+	c->peeked = true;
+	c->peek_lane = k;
+	c->peek_len = len;
+	msg->data = c->lane[k].rx.data + payload;
+	msg->len = len;
+	msg->type = type;
+	msg->lane = k;
+	return (int)len;
+}
+
+int takt_release(takt_consumer *c)
+{
+	if (!c->peeked)
+		return -EALREADY;
+	c->peeked = false;
+	struct takt_lane_rx *rx = &c->lane[c->peek_lane].rx;
+	takt_lane_rx_consume(rx, c->peek_len);
+	publish_lane(c, c->peek_lane);
+	if (c->peek_lane == c->cursor)
+		took_one(c);
+	return 0;
+}
+
+bool takt_consumer_has_record(takt_consumer *c)
+{
+	for (unsigned k = 0; k < c->lanes; k++)
+		if (takt_lane_rx_ready(&c->lane[k].rx))
+			return true;
+	return false;
+}

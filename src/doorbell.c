@@ -1,0 +1,137 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * doorbell.c - spin-then-park waiting on named POSIX semaphores.
+ *
+ * A doorbell is a word in the segment (bit 0: "armed", a waiter is parked
+ * or about to park) and a named semaphore.  The protocol never loses a
+ * wake-up and keeps the semaphore count bounded:
+ *
+ *   waiter                                  waker (after publishing)
+ *   drain stale tokens (sem_trywait, <=64)  seq_cst fence
+ *   fetch_or(armed)          [seq_cst]      load armed  [relaxed]
+ *   seq_cst fence                           if armed:
+ *   re-check the ring: ready -> disarm,       exchange(0) [seq_cst]
+ *                      return                 post if it was armed
+ *   sem_clockwait(deadline)
+ *
+ * This is the store-buffer pattern: each side stores (publication / arm)
+ * then loads what the other stored (armed / the ring).  With a seq_cst
+ * fence between store and load on both sides, at least one side sees the
+ * other's store: either the waker sees the bell armed and posts, or the
+ * waiter's re-check sees the publication and does not park.  DESIGN.md
+ * asks the waker for a read-and-clear RMW on every publish; we do the
+ * fence and a plain load instead, and the RMW only when armed.  It is as
+ * safe (the fence gives the ordering the RMW would) and cheaper for MPSC:
+ * an RMW on every send would bounce the doorbell's line between all the
+ * producers, while a load keeps a clean shared copy in each of them.
+ *
+ * Only the one who clears the armed bit posts, so at most one token is
+ * posted per arming; stale tokens (a post racing a timeout) are drained
+ * before the next arming.  EOVERFLOW from sem_post means the count is
+ * already at its maximum: the waiter is signalled anyway.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <time.h>
+
+#include "internal.h"
+
+#define TAKT_DRAIN_MAX 64
+
+int takt_sem_open(const char *sem_name, sem_t **out)
+{
+	sem_t *s = sem_open(sem_name, 0);
+	if (s == SEM_FAILED)
+		return -errno;
+	*out = s;
+	return 0;
+}
+
+void takt_sem_close(sem_t *sem)
+{
+	if (sem)
+		sem_close(sem);
+}
+
+void takt_doorbell_post(struct takt_doorbell *db)
+{
+	/* seq_cst RMW: exactly one waker wins the armed bit and posts. */
+	if (atomic_exchange_explicit(db->word, 0, memory_order_seq_cst) & 1u) {
+		if (sem_post(db->sem) != 0 && errno != EOVERFLOW) {
+			/* EINVAL would mean a broken semaphore: nothing
+			 * better to do than let the waiter's deadline end
+			 * its wait. */
+		}
+	}
+}
+
+static void disarm(struct takt_doorbell *db)
+{
+	atomic_fetch_and_explicit(db->word, ~1u, memory_order_relaxed);
+}
+
+static void deadline_ts(uint64_t ns, struct timespec *ts)
+{
+	ts->tv_sec = (time_t)(ns / 1000000000u);
+	ts->tv_nsec = (long)(ns % 1000000000u);
+}
+
+int takt_doorbell_wait(struct takt_doorbell *db, bool (*ready)(void *), void *arg,
+		       uint64_t deadline_ns)
+{
+	for (int i = 0; i < TAKT_DRAIN_MAX && sem_trywait(db->sem) == 0; i++)
+		;
+	/* seq_cst RMW then fence: the arm is globally visible before the
+	 * re-check's loads (pairs with the fence in takt_doorbell_ring). */
+	atomic_fetch_or_explicit(db->word, 1u, memory_order_seq_cst);
+	atomic_thread_fence(memory_order_seq_cst);
+	if (ready(arg)) {
+		disarm(db);
+		return 0;
+	}
+	struct timespec ts;
+	deadline_ts(deadline_ns, &ts);
+	for (;;) {
+		int rc = deadline_ns == TAKT_FOREVER
+				 ? sem_wait(db->sem)
+				 : sem_clockwait(db->sem, CLOCK_MONOTONIC, &ts);
+		if (rc == 0)
+			return 0; /* woken: the caller re-checks and may wait again */
+		if (errno == EINTR)
+			continue; /* same absolute deadline: a signal never shortens it */
+		int err = errno;
+		disarm(db);
+		if (err == ETIMEDOUT)
+			return ready(arg) ? 0 : -ETIMEDOUT;
+		return -err;
+	}
+}
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield");
+#endif
+}
+
+bool takt_spin_until(bool (*ready)(void *), void *arg, uint32_t spin_ns, uint64_t deadline_ns)
+{
+	if (spin_ns == 0)
+		return ready(arg);
+	uint64_t start = takt_now_ns();
+	uint64_t stop = start + spin_ns;
+	if (stop > deadline_ns)
+		stop = deadline_ns;
+	for (;;) {
+		/* read the clock every 64 polls: it costs more than a poll */
+		for (int i = 0; i < 64; i++) {
+			if (ready(arg))
+				return true;
+			cpu_relax();
+		}
+		if (takt_now_ns() >= stop)
+			return ready(arg);
+	}
+}

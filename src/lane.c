@@ -1,0 +1,80 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * lane.c - the lane algorithm's slow paths: refreshing the producer's view
+ * of the head when the ring looks full, taking over a lane whose producer
+ * died, and marking a corrupted lane broken.  The fast paths are in lane.h.
+ */
+#include "lane.h"
+
+void takt_lane_tx_mark_broken(struct takt_lane_tx *tx)
+{
+	tx->broken = true;
+	atomic_store_explicit(&tx->ctrl->broken, 1, memory_order_relaxed);
+}
+
+int takt_lane_tx_refresh(struct takt_lane_tx *tx, uint64_t end)
+{
+	/* acquire: pairs with the consumer's release of head (lane.h). */
+	uint64_t head = atomic_load_explicit(&tx->ctrl->head, memory_order_acquire);
+	/* The consumer only moves forward, over records we committed, and
+	 * stops on record boundaries (8-aligned). */
+	if (TAKT_UNLIKELY(head < tx->head_cache || head > tx->tail || (head & (TAKT_REC_ALIGN - 1)))) {
+		takt_lane_tx_mark_broken(tx);
+		return -EBADMSG;
+	}
+	tx->head_cache = head;
+	if (end + TAKT_HEADROOM - head <= tx->capacity)
+		return 0;
+	return -EAGAIN;
+}
+
+int takt_lane_rx_corrupt(struct takt_lane_rx *rx)
+{
+	rx->broken = true;
+	atomic_store_explicit(&rx->ctrl->broken, 1, memory_order_relaxed);
+	return -EBADMSG;
+}
+
+/*
+ * A new producer of a lane continues where the last one committed.  The
+ * published tail cannot be trusted for that (the last producer may have
+ * died between storing it and committing), so walk the committed records
+ * from the consumer's published head: the first position whose commit word
+ * does not match is the true tail.  The walk covers at most one capacity of
+ * bytes, each step at least 16, so it ends.
+ */
+int takt_lane_recover_tail(struct takt_lane_tx *tx)
+{
+	uint64_t head = atomic_load_explicit(&tx->ctrl->head, memory_order_acquire);
+	uint64_t tail_pub = atomic_load_explicit(&tx->ctrl->tail, memory_order_relaxed);
+	if ((head & (TAKT_REC_ALIGN - 1)) || head > tail_pub || tail_pub - head > tx->capacity)
+		goto corrupt;
+	uint64_t pos = head;
+	while (pos - head < tx->capacity) {
+		uint64_t idx = pos & tx->mask;
+		struct takt_rec_header *h = (struct takt_rec_header *)(tx->data + idx);
+		uint64_t word = atomic_load_explicit(&h->commit, memory_order_acquire);
+		if (word == takt_rec_word(pos)) {
+			uint32_t len = atomic_load_explicit(&h->len, memory_order_relaxed);
+			if (len > tx->max_record || idx + takt_rec_size(len) > tx->capacity)
+				goto corrupt;
+			pos += takt_rec_size(len);
+		} else if (word == takt_pad_word(pos) && idx != 0) {
+			pos += tx->capacity - idx;
+		} else {
+			break;
+		}
+	}
+	/* Every committed byte was covered by a tail stored before its commit. */
+	if (pos > tail_pub || pos - head > tx->capacity - TAKT_HEADROOM)
+		goto corrupt;
+	tx->tail = pos;
+	tx->head_cache = head;
+	/* relaxed: bookkeeping (see lane.h).  The word at pos does not match,
+	 * which is all the consumer needs; the next publish zeroes past it. */
+	atomic_store_explicit(&tx->ctrl->tail, pos, memory_order_relaxed);
+	return 0;
+corrupt:
+	takt_lane_tx_mark_broken(tx);
+	return -EBADMSG;
+}

@@ -1,0 +1,253 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * lane.h - the single-producer/single-consumer ring over one lane, and its
+ * memory-order rules.  Inline: this is the hot path of every send and
+ * receive, and a call into another object file costs more than the work.
+ *
+ * THE PROTOCOL (docs/FORMAT.md has the byte layout)
+ *
+ * Positions are free-running 64-bit byte counts; index = position & mask,
+ * the mask coming from private memory.  A record at position p is a 16-byte
+ * header {commit, len, type} and its payload padded to 8 bytes.
+ *
+ * Producer, for a record of payload L at its tail p (next = p + 16 + pad8(L)):
+ *   1. if the record would not fit before the end of the data area, a
+ *      padding record at p fills the rest and the record goes to the start;
+ *   2. room: next + HEADROOM - head <= capacity, by the cached head first,
+ *      then by an acquire load of the consumer's published head;
+ *   3. write payload, len and type;
+ *   4. store 0 into the commit word at `next`;
+ *   5. store the tail (bookkeeping; nobody polls it);
+ *   6. release-store the commit word at p: p | COMMIT (| PADDING).
+ * Several records (a batch, or padding + record) are written the same way,
+ * every commit word but the first stored as it is written and the first
+ * stored last with release: the consumer reads in order, so that one
+ * release publishes them all.
+ *
+ * Consumer, at its head h: acquire-load the commit word at h.  h | COMMIT:
+ * read len and type once, validate them, copy the payload out, advance, and
+ * release-store the new head.  h | COMMIT | PADDING: skip to the start of
+ * the data area.  Anything else: nothing committed yet.
+ *
+ * WHY IT IS SAFE
+ *  - A stale header from an earlier lap holds an older position: it never
+ *    matches.  Zeroed memory never matches (bit 0 clear).
+ *  - Stale *payload* bytes could hold the value h | COMMIT exactly where the
+ *    next header will start.  Step 4 rules that out: the word at the
+ *    producer's tail is always one the producer zeroed before it committed
+ *    the record that ends there, hence the 8 bytes of headroom.
+ *  - A producer that dies at any instruction leaves either a committed
+ *    record or an uncommitted one that is never delivered; a new producer
+ *    finds the true tail by walking committed records from the head
+ *    (takt_lane_recover_tail, bounded by the capacity).
+ *  - Every value read from the segment (commit, len, head) is read once
+ *    into a local and validated before use; a violation marks the lane
+ *    broken and returns -EBADMSG.  No value from the segment can make us
+ *    touch memory outside the lane's data area or loop without bound.
+ *
+ * MEMORY ORDERS (each one, and what it orders)
+ *  - commit store, release (producer step 6): the payload, len, type, the
+ *    zeroed next commit word and the batch's other commit words become
+ *    visible no later than the commit word itself.
+ *  - commit load, acquire (consumer): pairs with the above; our reads of
+ *    len, type and payload see what the producer wrote.
+ *  - head store, release (consumer): our reads of the consumed payload
+ *    happen before the producer, seeing the new head, overwrites it.
+ *  - head load, acquire (producer): pairs with the above; our overwrite of
+ *    freed space cannot be hoisted above the load that freed it.
+ *  - everything else (len, type, tail, counters, the zeroing store) is
+ *    relaxed: ordered by the release/acquire pairs above or only statistics.
+ *  - doorbells (internal.h, doorbell.c) add one seq_cst fence per publish.
+ */
+#ifndef TAKT_LANE_H
+#define TAKT_LANE_H
+
+#include <errno.h>
+#include <stdbool.h>
+#include <string.h>
+
+#include "internal.h"
+
+static inline uint64_t takt_rec_size(uint64_t len)
+{
+	return TAKT_REC_HEADER + ((len + (TAKT_REC_ALIGN - 1)) & ~(uint64_t)(TAKT_REC_ALIGN - 1));
+}
+
+static inline struct takt_rec_header *takt_rec_at(uint8_t *data, uint64_t mask, uint64_t pos)
+{
+	return (struct takt_rec_header *)(data + (pos & mask));
+}
+
+/* ---- Producer side ----------------------------------------------------- */
+
+struct takt_lane_tx {
+	uint8_t *data;               /* this lane's data area in our mapping */
+	struct takt_seg_lane *ctrl;  /* this lane's control blocks */
+	uint64_t capacity;           /* private copies of the geometry */
+	uint64_t mask;
+	uint32_t max_record;
+	bool broken;
+	uint64_t tail;               /* the truth: next position to write */
+	uint64_t head_cache;         /* the consumer's head as last seen */
+	uint64_t records;            /* private mirrors of our counters: stored, */
+	uint64_t bytes;              /* never read back from the segment */
+	uint64_t full_events;
+};
+
+int takt_lane_tx_refresh(struct takt_lane_tx *tx, uint64_t end);
+void takt_lane_tx_mark_broken(struct takt_lane_tx *tx);
+/* Find the true tail of a lane whose previous producer may have died. */
+int takt_lane_recover_tail(struct takt_lane_tx *tx);
+
+/* Is there room for everything up to `end` (plus the headroom)? */
+static inline int takt_lane_tx_room(struct takt_lane_tx *tx, uint64_t end)
+{
+	if (TAKT_LIKELY(end + TAKT_HEADROOM - tx->head_cache <= tx->capacity))
+		return 0;
+	return takt_lane_tx_refresh(tx, end);
+}
+
+/* Where a record of `rec` bytes starting at `from` goes: the padding bytes
+ * needed before it (0 if it fits before the end of the data area). */
+static inline uint64_t takt_lane_pad_before(const struct takt_lane_tx *tx, uint64_t from, uint64_t rec)
+{
+	uint64_t to_end = tx->capacity - (from & tx->mask);
+	return rec <= to_end ? 0 : to_end;
+}
+
+/* Write the header of the record at pos, except its commit word. */
+static inline void takt_lane_tx_header(struct takt_lane_tx *tx, uint64_t pos, uint32_t len, uint32_t type)
+{
+	struct takt_rec_header *h = takt_rec_at(tx->data, tx->mask, pos);
+	atomic_store_explicit(&h->len, len, memory_order_relaxed);
+	atomic_store_explicit(&h->type, type, memory_order_relaxed);
+}
+
+/* Commit word of a padding record at pos; relaxed unless it is the first of
+ * what is being published (then the caller stores it with release). */
+static inline uint64_t takt_pad_word(uint64_t pos)
+{
+	return pos | TAKT_COMMIT_BIT | TAKT_PADDING_BIT;
+}
+
+static inline uint64_t takt_rec_word(uint64_t pos)
+{
+	return pos | TAKT_COMMIT_BIT;
+}
+
+/*
+ * Publish everything written in [tx->tail, end): zero the commit word at
+ * end, store the tail, and release-store `first_word` at the old tail.
+ * The records after the first have had their commit words stored already.
+ */
+static inline void takt_lane_tx_publish(struct takt_lane_tx *tx, uint64_t end, uint64_t first_word,
+					uint64_t records, uint64_t bytes)
+{
+	struct takt_rec_header *next = takt_rec_at(tx->data, tx->mask, end);
+	/* relaxed: ordered before the consumer's view by the release below. */
+	atomic_store_explicit(&next->commit, 0, memory_order_relaxed);
+	struct takt_rec_header *first = takt_rec_at(tx->data, tx->mask, tx->tail);
+	tx->tail = end;
+	tx->records += records;
+	tx->bytes += bytes;
+	/* relaxed: bookkeeping for stats and takeover, never polled.  Stored
+	 * before the commit so a committed end never exceeds the published
+	 * tail (the takeover walk checks that). */
+	atomic_store_explicit(&tx->ctrl->tail, end, memory_order_relaxed);
+	atomic_store_explicit(&tx->ctrl->records_sent, tx->records, memory_order_relaxed);
+	atomic_store_explicit(&tx->ctrl->bytes_sent, tx->bytes, memory_order_relaxed);
+	/* release: publishes payloads, headers, the zeroed next word and the
+	 * other commit words of this publication (see the protocol above). */
+	atomic_store_explicit(&first->commit, first_word, memory_order_release);
+}
+
+static inline void takt_lane_tx_count_full(struct takt_lane_tx *tx)
+{
+	tx->full_events++;
+	atomic_store_explicit(&tx->ctrl->full_events, tx->full_events, memory_order_relaxed);
+}
+
+/* ---- Consumer side ----------------------------------------------------- */
+
+struct takt_lane_rx {
+	uint8_t *data;
+	struct takt_seg_lane *ctrl;
+	uint64_t capacity;
+	uint64_t mask;
+	uint32_t max_record;
+	bool broken;
+	bool dirty;                  /* head moved since it was last published */
+	uint64_t head;               /* the truth: next position to read */
+	uint64_t records;
+	uint64_t bytes;
+};
+
+int takt_lane_rx_corrupt(struct takt_lane_rx *rx);
+
+/*
+ * Look at the next record without consuming it.  Returns 1 and its length,
+ * type and payload index when one is committed, 0 when none is, -EBADMSG
+ * when the lane is corrupted.  A padding record is consumed on the way
+ * (it carries nothing); at most one can precede a record.
+ */
+static inline int takt_lane_rx_peek(struct takt_lane_rx *rx, uint32_t *len, uint32_t *type,
+				    uint64_t *payload)
+{
+	for (int hop = 0; hop < 2; hop++) {
+		uint64_t h = rx->head;
+		uint64_t idx = h & rx->mask;
+		struct takt_rec_header *hdr = (struct takt_rec_header *)(rx->data + idx);
+		/* acquire: pairs with the producer's release of this word. */
+		uint64_t word = atomic_load_explicit(&hdr->commit, memory_order_acquire);
+		if (TAKT_LIKELY(word == takt_rec_word(h))) {
+			/* read once, validate the locals, use only them */
+			uint32_t l = atomic_load_explicit(&hdr->len, memory_order_relaxed);
+			uint32_t t = atomic_load_explicit(&hdr->type, memory_order_relaxed);
+			if (TAKT_UNLIKELY(l > rx->max_record || idx + takt_rec_size(l) > rx->capacity))
+				return takt_lane_rx_corrupt(rx);
+			*len = l;
+			*type = t;
+			*payload = idx + TAKT_REC_HEADER;
+			return 1;
+		}
+		if (word != takt_pad_word(h))
+			return 0;
+		/* Padding at index 0 would fill a whole lap: never written. */
+		if (TAKT_UNLIKELY(idx == 0))
+			return takt_lane_rx_corrupt(rx);
+		rx->head = h + (rx->capacity - idx);
+		rx->dirty = true;
+	}
+	return takt_lane_rx_corrupt(rx); /* two paddings in a row: never written */
+}
+
+static inline void takt_lane_rx_consume(struct takt_lane_rx *rx, uint32_t len)
+{
+	rx->head += takt_rec_size(len);
+	rx->records++;
+	rx->bytes += len;
+	rx->dirty = true;
+}
+
+/* Publish the head: frees the consumed space for the producer. */
+static inline void takt_lane_rx_publish(struct takt_lane_rx *rx)
+{
+	rx->dirty = false;
+	atomic_store_explicit(&rx->ctrl->records_received, rx->records, memory_order_relaxed);
+	atomic_store_explicit(&rx->ctrl->bytes_received, rx->bytes, memory_order_relaxed);
+	/* release: our reads of the consumed payloads happen before the
+	 * producer, acquiring this head, reuses their space. */
+	atomic_store_explicit(&rx->ctrl->head, rx->head, memory_order_release);
+}
+
+/* Is a record (or padding) committed at the head?  For waits; no side effects. */
+static inline bool takt_lane_rx_ready(const struct takt_lane_rx *rx)
+{
+	if (rx->broken)
+		return false;
+	struct takt_rec_header *hdr = takt_rec_at(rx->data, rx->mask, rx->head);
+	uint64_t word = atomic_load_explicit(&hdr->commit, memory_order_acquire);
+	return (word | TAKT_PADDING_BIT) == takt_pad_word(rx->head);
+}
+
+#endif /* TAKT_LANE_H */

@@ -1,0 +1,286 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * producer.c - the producer endpoint: lane ownership, try_send, batch send,
+ * reserve/commit.  The ring algorithm itself is lane.h.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lane.h"
+#include "producer.h"
+
+static int type_ok(uint32_t type)
+{
+	return type < TAKT_TYPE_RESERVED;
+}
+
+int takt_producer_attach(takt_channel *ch, takt_producer **out)
+{
+	if (!ch || !out)
+		return -EINVAL;
+	if (ch->flags & TAKT_OPEN_RDONLY)
+		return -EACCES;
+	struct takt_producer *p = calloc(1, sizeof *p);
+	if (!p)
+		return -ENOMEM;
+	int rc = -EBUSY;
+	unsigned lane = 0;
+	for (; lane < ch->geo.lanes; lane++) {
+		rc = takt_slot_acquire(ch, TAKT_SLOT_LANE(lane));
+		if (rc != -EBUSY)
+			break;
+	}
+	if (rc < 0)
+		goto fail_free;
+	p->ch = ch;
+	p->lane = lane;
+	p->spin_ns = TAKT_DEFAULT_SPIN_NS;
+	struct takt_lane_tx *tx = &p->tx;
+	tx->ctrl = takt_lane_ctrl(ch, lane);
+	tx->data = takt_lane_data(ch, lane);
+	tx->capacity = ch->geo.capacity;
+	tx->mask = ch->geo.mask;
+	tx->max_record = ch->geo.max_record;
+	rc = takt_lane_recover_tail(tx);
+	if (rc < 0)
+		goto fail_slot;
+	/* Counters run since creation: continue from what the lane shows. */
+	tx->records = atomic_load_explicit(&tx->ctrl->records_sent, memory_order_relaxed);
+	tx->bytes = atomic_load_explicit(&tx->ctrl->bytes_sent, memory_order_relaxed);
+	tx->full_events = atomic_load_explicit(&tx->ctrl->full_events, memory_order_relaxed);
+
+	char sem_name[TAKT_OBJ_NAME_MAX];
+	takt_rx_sem_name(sem_name, ch->name);
+	rc = takt_sem_open(sem_name, &p->wake_consumer.sem);
+	if (rc < 0)
+		goto fail_slot;
+	p->wake_consumer.word = &ch->consumer->rx_doorbell;
+	takt_tx_sem_name(sem_name, ch->name, lane);
+	rc = takt_sem_open(sem_name, &p->space.sem);
+	if (rc < 0)
+		goto fail_sem;
+	p->space.word = &tx->ctrl->tx_doorbell;
+
+	/* display only: who holds the lane now */
+	atomic_store_explicit(&tx->ctrl->pid, (uint32_t)getpid(), memory_order_relaxed);
+	atomic_store_explicit(&tx->ctrl->start_time, takt_self_start_time(), memory_order_relaxed);
+	atomic_fetch_add_explicit(&tx->ctrl->epoch, 1, memory_order_relaxed);
+	atomic_store_explicit(&tx->ctrl->last_ns, takt_coarse_ns(), memory_order_relaxed);
+	atomic_fetch_add_explicit(&ch->attached, 1, memory_order_relaxed);
+	*out = p;
+	return 0;
+fail_sem:
+	takt_sem_close(p->wake_consumer.sem);
+fail_slot:
+	takt_slot_release(ch, TAKT_SLOT_LANE(lane));
+fail_free:
+	free(p);
+	return rc;
+}
+
+int takt_producer_open(const char *name, takt_producer **out)
+{
+	if (!out)
+		return -EINVAL;
+	takt_channel *ch;
+	int rc = takt_channel_open(name, 0, &ch);
+	if (rc < 0)
+		return rc;
+	rc = takt_producer_attach(ch, out);
+	if (rc < 0) {
+		takt_channel_close(ch);
+		return rc;
+	}
+	(*out)->owns_channel = true;
+	return 0;
+}
+
+void takt_producer_close(takt_producer *p)
+{
+	if (!p)
+		return;
+	takt_channel *ch = p->ch;
+	atomic_store_explicit(&p->tx.ctrl->last_ns, takt_coarse_ns(), memory_order_relaxed);
+	takt_sem_close(p->space.sem);
+	takt_sem_close(p->wake_consumer.sem);
+	takt_slot_release(ch, TAKT_SLOT_LANE(p->lane));
+	atomic_fetch_sub_explicit(&ch->attached, 1, memory_order_relaxed);
+	bool owns = p->owns_channel;
+	free(p);
+	if (owns)
+		takt_channel_close(ch);
+}
+
+unsigned takt_producer_lane(const takt_producer *p)
+{
+	return p->lane;
+}
+
+takt_channel *takt_producer_channel(takt_producer *p)
+{
+	return p->ch;
+}
+
+void takt_producer_set_spin_ns(takt_producer *p, uint32_t spin_ns)
+{
+	p->spin_ns = spin_ns;
+}
+
+/* Room for one record of len bytes at the tail: its position and padding. */
+static inline int plan_one(takt_producer *p, size_t len, uint64_t *pos, uint64_t *pad)
+{
+	struct takt_lane_tx *tx = &p->tx;
+	if (TAKT_UNLIKELY(tx->broken))
+		return -EBADMSG;
+	if (TAKT_UNLIKELY(len > tx->max_record))
+		return -EMSGSIZE;
+	uint64_t rec = takt_rec_size(len);
+	*pad = takt_lane_pad_before(tx, tx->tail, rec);
+	*pos = tx->tail + *pad;
+	int rc = takt_lane_tx_room(tx, *pos + rec);
+	if (TAKT_UNLIKELY(rc == -EAGAIN))
+		takt_lane_tx_count_full(tx);
+	return rc;
+}
+
+/* Publish the record at pos (after pad bytes of padding) and wake a parked
+ * consumer. */
+static inline void publish_one(takt_producer *p, uint64_t pos, uint64_t pad, uint32_t len,
+			       uint32_t type)
+{
+	struct takt_lane_tx *tx = &p->tx;
+	takt_lane_tx_header(tx, pos, len, type);
+	uint64_t first = takt_rec_word(pos);
+	if (TAKT_UNLIKELY(pad)) {
+		/* The record is committed now and the padding, first in the
+		 * ring, last: the consumer meets the padding first. */
+		atomic_store_explicit(&takt_rec_at(tx->data, tx->mask, pos)->commit, first,
+				      memory_order_relaxed);
+		first = takt_pad_word(tx->tail);
+	}
+	TAKT_FAULT_POINT(1);
+	takt_lane_tx_publish(tx, pos + takt_rec_size(len), first, 1, len);
+	TAKT_FAULT_POINT(2);
+	takt_doorbell_ring(&p->wake_consumer);
+}
+
+int takt_try_send(takt_producer *p, uint32_t type, const void *data, size_t len)
+{
+	if (TAKT_UNLIKELY(!type_ok(type)))
+		return -EINVAL;
+	uint64_t pos, pad;
+	int rc = plan_one(p, len, &pos, &pad);
+	if (TAKT_UNLIKELY(rc < 0))
+		return rc;
+	p->reserved = false; /* a send replaces an uncommitted reservation */
+	if (len)
+		memcpy(p->tx.data + (pos & p->tx.mask) + TAKT_REC_HEADER, data, len);
+	TAKT_FAULT_POINT(0);
+	publish_one(p, pos, pad, (uint32_t)len, type);
+	return 0;
+}
+
+int takt_reserve(takt_producer *p, size_t len, void **data)
+{
+	if (!data)
+		return -EINVAL;
+	uint64_t pos, pad;
+	int rc = plan_one(p, len, &pos, &pad);
+	if (rc < 0)
+		return rc;
+	p->reserved = true;
+	p->res_pos = pos;
+	p->res_pad = pad;
+	p->res_len = (uint32_t)len;
+	*data = p->tx.data + (pos & p->tx.mask) + TAKT_REC_HEADER;
+	return 0;
+}
+
+int takt_commit(takt_producer *p, uint32_t type, size_t len)
+{
+	if (!p->reserved)
+		return -EALREADY;
+	if (len > p->res_len)
+		return -EMSGSIZE;
+	if (!type_ok(type))
+		return -EINVAL;
+	if (p->tx.broken)
+		return -EBADMSG;
+	p->reserved = false;
+	publish_one(p, p->res_pos, p->res_pad, (uint32_t)len, type);
+	return 0;
+}
+
+int takt_try_send_batch(takt_producer *p, const struct takt_msg *msgs, unsigned n)
+{
+	struct takt_lane_tx *tx = &p->tx;
+	if (n == 0)
+		return -EINVAL;
+	if (TAKT_UNLIKELY(tx->broken))
+		return -EBADMSG;
+	/* Plan: how many records fit, and where the batch ends. */
+	uint64_t end = tx->tail, bytes = 0;
+	unsigned count = 0;
+	for (; count < n; count++) {
+		const struct takt_msg *m = &msgs[count];
+		if (!type_ok(m->type) || m->len > tx->max_record) {
+			if (count == 0)
+				return !type_ok(m->type) ? -EINVAL : -EMSGSIZE;
+			break;
+		}
+		uint64_t rec = takt_rec_size(m->len);
+		uint64_t at = end + takt_lane_pad_before(tx, end, rec);
+		int rc = takt_lane_tx_room(tx, at + rec);
+		if (rc == -EBADMSG)
+			return rc;
+		if (rc == -EAGAIN)
+			break;
+		end = at + rec;
+		bytes += m->len;
+	}
+	if (count == 0) {
+		takt_lane_tx_count_full(tx);
+		return -EAGAIN;
+	}
+	p->reserved = false;
+	/* Write every record; store every commit word but the first. */
+	uint64_t cur = tx->tail, first = 0;
+	for (unsigned i = 0; i < count; i++) {
+		const struct takt_msg *m = &msgs[i];
+		uint64_t rec = takt_rec_size(m->len);
+		uint64_t pad = takt_lane_pad_before(tx, cur, rec);
+		if (pad) {
+			if (cur == tx->tail)
+				first = takt_pad_word(cur);
+			else
+				atomic_store_explicit(&takt_rec_at(tx->data, tx->mask, cur)->commit,
+						      takt_pad_word(cur), memory_order_relaxed);
+			cur += pad;
+		}
+		if (m->len)
+			memcpy(tx->data + (cur & tx->mask) + TAKT_REC_HEADER, m->data, m->len);
+		takt_lane_tx_header(tx, cur, m->len, m->type);
+		if (cur == tx->tail)
+			first = takt_rec_word(cur);
+		else
+			atomic_store_explicit(&takt_rec_at(tx->data, tx->mask, cur)->commit,
+					      takt_rec_word(cur), memory_order_relaxed);
+		cur += rec;
+	}
+	takt_lane_tx_publish(tx, end, first, count, bytes);
+	takt_doorbell_ring(&p->wake_consumer);
+	return (int)count;
+}
+
+/* For blocking sends: is there room for a record of len bytes now? */
+bool takt_producer_has_room(takt_producer *p, size_t len)
+{
+	struct takt_lane_tx *tx = &p->tx;
+	if (tx->broken || len > tx->max_record)
+		return true; /* let the send report the error */
+	uint64_t rec = takt_rec_size(len);
+	uint64_t end = tx->tail + takt_lane_pad_before(tx, tx->tail, rec) + rec;
+	return takt_lane_tx_room(tx, end) != -EAGAIN;
+}

@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: MIT */
+/* producer.h - the private state behind takt_producer. */
+#ifndef TAKT_PRODUCER_H
+#define TAKT_PRODUCER_H
+
+#include "fault.h"
+#include "lane.h"
+
+#define TAKT_DEFAULT_SPIN_NS 20000u
+
+struct takt_producer {
+	struct takt_lane_tx tx;              /* hot: first */
+	struct takt_doorbell wake_consumer;  /* the consumer's receive doorbell */
+	bool reserved;                       /* a reserve awaits its commit */
+	uint32_t res_len;
+	uint64_t res_pos;
+	uint64_t res_pad;
+	struct takt_doorbell space;          /* this lane's space doorbell */
+	uint32_t spin_ns;
+	unsigned lane;
+	takt_channel *ch;
+	bool owns_channel;                   /* opened by takt_producer_open */
+};
+
+bool takt_producer_has_room(takt_producer *p, size_t len);
+
+#endif

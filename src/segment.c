@@ -1,0 +1,317 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * segment.c - the life of a segment: create (exclusive, exact mode, memory
+ * reserved, header written with `ready` last), map and validate (every size
+ * against every other and against the file), unlink.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <semaphore.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+static int config_check(const struct takt_queue_config *cfg)
+{
+	if (!cfg || cfg->flags != 0)
+		return -EINVAL;
+	if (cfg->lanes < 1 || cfg->lanes > TAKT_LANES_MAX)
+		return -EINVAL;
+	uint64_t cap = cfg->capacity;
+	if (cap < TAKT_CAPACITY_MIN || cap > TAKT_CAPACITY_MAX || (cap & (cap - 1)) != 0)
+		return -EINVAL;
+	if (cfg->max_record == 0 || cfg->max_record > cap / 4)
+		return -EINVAL;
+	if (cfg->mode & ~07777u)
+		return -EINVAL;
+	return 0;
+}
+
+static uint64_t realtime_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t random_nonce(void)
+{
+	uint64_t v = 0;
+	if (getrandom(&v, sizeof v, GRND_NONBLOCK) != (ssize_t)sizeof v)
+		v = realtime_ns() ^ ((uint64_t)getpid() << 32);
+	return v ? v : 1;
+}
+
+/* The path glibc gives a named semaphore, so its mode can be set exactly. */
+static void sem_path(char *out, size_t n, const char *sem_name)
+{
+	snprintf(out, n, "/dev/shm/sem.%s", sem_name + 1);
+}
+
+/* Create one semaphore of the channel with value 0 and the exact mode.  A
+ * stale one (left by an earlier instance of the name) is replaced: we hold
+ * the segment name exclusively, so nobody can be using it legitimately. */
+static int sem_create(const char *sem_name, mode_t mode)
+{
+	sem_t *s = sem_open(sem_name, O_CREAT | O_EXCL, mode, 0);
+	if (s == SEM_FAILED && errno == EEXIST) {
+		sem_unlink(sem_name);
+		s = sem_open(sem_name, O_CREAT | O_EXCL, mode, 0);
+	}
+	if (s == SEM_FAILED)
+		return -errno;
+	sem_close(s);
+	char path[TAKT_OBJ_NAME_MAX + 16];
+	sem_path(path, sizeof path, sem_name);
+	if (chmod(path, mode) != 0)
+		return -errno;
+	return 0;
+}
+
+static void sems_unlink(const char *name, unsigned lanes)
+{
+	char obj[TAKT_OBJ_NAME_MAX];
+	takt_rx_sem_name(obj, name);
+	sem_unlink(obj);
+	for (unsigned k = 0; k < lanes; k++) {
+		takt_tx_sem_name(obj, name, k);
+		sem_unlink(obj);
+	}
+}
+
+static int sems_create(const char *name, unsigned lanes, mode_t mode)
+{
+	char obj[TAKT_OBJ_NAME_MAX];
+	takt_rx_sem_name(obj, name);
+	int rc = sem_create(obj, mode);
+	for (unsigned k = 0; rc == 0 && k < lanes; k++) {
+		takt_tx_sem_name(obj, name, k);
+		rc = sem_create(obj, mode);
+	}
+	return rc;
+}
+
+int takt_queue_create(const char *name, const struct takt_queue_config *cfg)
+{
+	int rc = takt_name_check(name);
+	if (rc < 0)
+		return rc;
+	rc = config_check(cfg);
+	if (rc < 0)
+		return rc;
+	mode_t mode = cfg->mode ? (mode_t)cfg->mode : 0600;
+	uint64_t total = takt_total_size(cfg->lanes, cfg->capacity);
+
+	char obj[TAKT_OBJ_NAME_MAX];
+	takt_obj_name(obj, name, "");
+	int fd = shm_open(obj, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+	if (fd < 0)
+		return -errno;
+	/* From here on every failure unlinks what it made: a failed create
+	 * leaves nothing behind.  Openers meanwhile see size 0 or ready unset
+	 * and get -EAGAIN. */
+	uint8_t *base = MAP_FAILED;
+	if (fchmod(fd, mode) != 0) { /* the umask must not strip the mode */
+		rc = -errno;
+		goto fail;
+	}
+	/* Reserve every page now: on a full tmpfs this fails with ENOSPC here
+	 * rather than raising SIGBUS in a peer's hot path later. */
+	rc = -posix_fallocate(fd, 0, (off_t)total);
+	if (rc < 0)
+		goto fail;
+	base = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (base == MAP_FAILED) {
+		rc = -errno;
+		goto fail;
+	}
+	rc = sems_create(name, cfg->lanes, mode);
+	if (rc < 0)
+		goto fail;
+
+	/* The memory is zero (fresh tmpfs pages): every commit word is 0, which
+	 * never matches a position, and every head, tail and counter is 0. */
+	struct takt_seg_header *hdr = (struct takt_seg_header *)base;
+	hdr->magic = TAKT_MAGIC;
+	hdr->layout_major = TAKT_LAYOUT_MAJOR;
+	hdr->layout_minor = TAKT_LAYOUT_MINOR;
+	hdr->header_size = TAKT_SEG_HEADER_SIZE;
+	hdr->total_size = total;
+	hdr->kind = TAKT_KIND_QUEUE;
+	hdr->lane_count = cfg->lanes;
+	hdr->lane_capacity = cfg->capacity;
+	hdr->max_record = cfg->max_record;
+	hdr->flags = 0;
+	hdr->created_ns = realtime_ns();
+	hdr->nonce = random_nonce();
+	hdr->consumer_offset = TAKT_CONSUMER_OFFSET;
+	hdr->lanes_offset = TAKT_LANES_OFFSET;
+	hdr->lane_stride = takt_lane_stride(cfg->capacity);
+	hdr->lane_data_offset = TAKT_LANE_DATA_OFFSET;
+	hdr->creator_pid = (uint32_t)getpid();
+	hdr->mode = (uint32_t)mode;
+	/* release: an opener that acquire-loads `ready` sees every header
+	 * field above (and the zeroed body) complete. */
+	atomic_store_explicit(&hdr->ready, TAKT_READY_VALUE, memory_order_release);
+	munmap(base, total);
+	close(fd);
+	return 0;
+fail:
+	if (base != MAP_FAILED)
+		munmap(base, total);
+	close(fd);
+	shm_unlink(obj);
+	sems_unlink(name, cfg->lanes);
+	return rc;
+}
+
+int takt_geometry_check(const struct takt_seg_header *h, uint64_t file_size,
+			struct takt_geometry *out)
+{
+	if (h->magic != TAKT_MAGIC)
+		return -EBADMSG;
+	if (h->layout_major != TAKT_LAYOUT_MAJOR)
+		return -EPROTONOSUPPORT;
+	/* A later minor version may define reserved bytes; it never moves a
+	 * field, so the header stays 256 bytes. */
+	if (h->header_size != TAKT_SEG_HEADER_SIZE || h->kind != TAKT_KIND_QUEUE || h->flags != 0)
+		return -EBADMSG;
+	uint64_t cap = h->lane_capacity;
+	if (h->lane_count < 1 || h->lane_count > TAKT_LANES_MAX)
+		return -EBADMSG;
+	if (cap < TAKT_CAPACITY_MIN || cap > TAKT_CAPACITY_MAX || (cap & (cap - 1)) != 0)
+		return -EBADMSG;
+	if (h->max_record == 0 || h->max_record > cap / 4)
+		return -EBADMSG;
+	if (h->consumer_offset != TAKT_CONSUMER_OFFSET || h->lanes_offset != TAKT_LANES_OFFSET ||
+	    h->lane_stride != takt_lane_stride(cap) || h->lane_data_offset != TAKT_LANE_DATA_OFFSET)
+		return -EBADMSG;
+	uint64_t total = takt_total_size(h->lane_count, cap);
+	if (h->total_size != total || file_size < total)
+		return -EBADMSG;
+	out->capacity = cap;
+	out->mask = cap - 1;
+	out->total_size = total;
+	out->created_ns = h->created_ns;
+	out->nonce = h->nonce;
+	out->kind = h->kind;
+	out->lanes = h->lane_count;
+	out->max_record = h->max_record;
+	out->layout_minor = h->layout_minor;
+	return 0;
+}
+
+int takt_segment_map(const char *name, unsigned flags, struct takt_channel *ch)
+{
+	int rc = takt_name_check(name);
+	if (rc < 0)
+		return rc;
+	bool rdonly = flags & TAKT_OPEN_RDONLY;
+	char obj[TAKT_OBJ_NAME_MAX];
+	takt_obj_name(obj, name, "");
+	int fd = shm_open(obj, (rdonly ? O_RDONLY : O_RDWR) | O_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	struct stat st;
+	if (fstat(fd, &st) != 0) {
+		rc = -errno;
+		goto fail_fd;
+	}
+	/* Size 0: the creator has not reserved the memory yet (or died before
+	 * it did).  Not ready, like an unset `ready` word. */
+	if (st.st_size == 0) {
+		rc = -EAGAIN;
+		goto fail_fd;
+	}
+	if ((uint64_t)st.st_size < TAKT_SEG_HEADER_SIZE) {
+		rc = -EBADMSG;
+		goto fail_fd;
+	}
+	/* Map the header page alone first: the file size is the peer's word
+	 * too, and we map no more than the validated geometry needs. */
+	struct takt_seg_header *hp =
+		mmap(NULL, TAKT_SEG_HEADER_SIZE, PROT_READ, MAP_SHARED, fd, 0);
+	if (hp == MAP_FAILED) {
+		rc = -errno;
+		goto fail_fd;
+	}
+	/* acquire: pairs with the creator's release store of `ready`. */
+	uint32_t ready = atomic_load_explicit(&hp->ready, memory_order_acquire);
+	struct takt_seg_header copy;
+	memcpy(&copy, hp, sizeof copy); /* read once; validate the copy only */
+	munmap(hp, TAKT_SEG_HEADER_SIZE);
+	if (ready != TAKT_READY_VALUE) {
+		/* A foreign file is not "not ready": tell them apart by magic. */
+		rc = (copy.magic == TAKT_MAGIC || copy.magic == 0) ? -EAGAIN : -EBADMSG;
+		goto fail_fd;
+	}
+	rc = takt_geometry_check(&copy, (uint64_t)st.st_size, &ch->geo);
+	if (rc < 0)
+		goto fail_fd;
+	/* MAP_POPULATE prefaults the page tables now, so the hot path never
+	 * takes a page fault. */
+	int prot = PROT_READ | (rdonly ? 0 : PROT_WRITE);
+	void *base = mmap(NULL, ch->geo.total_size, prot, MAP_SHARED | MAP_POPULATE, fd, 0);
+	if (base == MAP_FAILED) {
+		rc = -errno;
+		goto fail_fd;
+	}
+	snprintf(ch->name, sizeof ch->name, "%s", name);
+	ch->fd = fd;
+	ch->flags = flags;
+	ch->base = base;
+	ch->map_size = ch->geo.total_size;
+	ch->consumer = (struct takt_seg_consumer *)(ch->base + TAKT_CONSUMER_OFFSET);
+	return 0;
+fail_fd:
+	close(fd);
+	return rc;
+}
+
+void takt_segment_unmap(struct takt_channel *ch)
+{
+	if (ch->base)
+		munmap(ch->base, ch->map_size);
+	if (ch->fd >= 0)
+		close(ch->fd); /* also drops every OFD lock this description held */
+	ch->base = NULL;
+	ch->fd = -1;
+}
+
+int takt_unlink(const char *name)
+{
+	int rc = takt_name_check(name);
+	if (rc < 0)
+		return rc;
+	char obj[TAKT_OBJ_NAME_MAX];
+	takt_obj_name(obj, name, "");
+	/* Read the lane count to know which semaphores exist; a segment we
+	 * cannot read still gets every possible semaphore name removed. */
+	unsigned lanes = TAKT_LANES_MAX;
+	int fd = shm_open(obj, O_RDONLY | O_CLOEXEC, 0);
+	if (fd >= 0) {
+		struct stat st;
+		if (fstat(fd, &st) == 0 && (uint64_t)st.st_size >= TAKT_SEG_HEADER_SIZE) {
+			void *hp = mmap(NULL, TAKT_SEG_HEADER_SIZE, PROT_READ, MAP_SHARED, fd, 0);
+			if (hp != MAP_FAILED) {
+				struct takt_seg_header copy;
+				memcpy(&copy, hp, sizeof copy);
+				munmap(hp, TAKT_SEG_HEADER_SIZE);
+				if (copy.magic == TAKT_MAGIC && copy.lane_count >= 1 &&
+				    copy.lane_count <= TAKT_LANES_MAX)
+					lanes = copy.lane_count;
+			}
+		}
+		close(fd);
+	}
+	if (shm_unlink(obj) != 0)
+		return -errno;
+	sems_unlink(name, lanes);
+	return 0;
+}
