@@ -318,6 +318,33 @@ struct takt_consumer_stats {
 };
 TAKT_API int takt_consumer_stats_get(takt_channel *ch, struct takt_consumer_stats *out);
 
+/**
+ * Liveness comes from the kernel: each endpoint holds an OFD lock on its
+ * slot for its life, released whatever way its process ends.
+ * takt_consumer_alive: 1 if a live consumer holds the channel, else 0.
+ * takt_producers_alive: the number of lanes with a live producer; bit k of
+ * *mask (may be NULL) is set for each.
+ */
+TAKT_API int takt_consumer_alive(takt_channel *ch);
+TAKT_API int takt_producers_alive(takt_channel *ch, uint64_t *mask);
+/** 1 if no live endpoint holds the channel (nobody will use it again), else 0. */
+TAKT_API int takt_channel_is_stale(takt_channel *ch);
+
+/**
+ * Remove a channel (and its semaphores) only if it is stale: no live
+ * endpoint and no creation in progress.  While it checks, no endpoint can
+ * attach, so a live channel is never removed.
+ * Returns 0, -EBUSY (a live endpoint exists), -ENOENT, -EINVAL, -EACCES.
+ */
+TAKT_API int takt_unlink_stale(const char *name);
+
+/**
+ * Call cb(name, arg) for every takt channel in /dev/shm (any state, even
+ * unreadable ones).  Stops early when cb returns non-zero.  Returns the
+ * number of channels visited, or cb's negative return, or a negative errno.
+ */
+TAKT_API int takt_list(int (*cb)(const char *name, void *arg), void *arg);
+
 #ifdef __cplusplus
 }
 #endif

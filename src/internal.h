@@ -57,6 +57,8 @@ void takt_rx_sem_name(char *out, const char *name);
 void takt_tx_sem_name(char *out, const char *name, unsigned lane);
 
 /* ---- segment.c ---- */
+void takt_sems_unlink(const char *name, unsigned lanes);
+unsigned takt_lane_count_hint(int fd);
 int takt_segment_map(const char *name, unsigned flags, struct takt_channel *ch);
 void takt_segment_unmap(struct takt_channel *ch);
 int takt_geometry_check(const struct takt_seg_header *hdr, uint64_t file_size,
@@ -76,6 +78,8 @@ int takt_slot_acquire(struct takt_channel *ch, unsigned slot);
 void takt_slot_release(struct takt_channel *ch, unsigned slot);
 /* 1 if a live process holds the slot, 0 if free, negative errno on error. */
 int takt_slot_alive(struct takt_channel *ch, unsigned slot);
+/* Lock slots [first, first+count) on a descriptor; -EBUSY if any is held. */
+int takt_slot_lock_fd(int fd, unsigned first, unsigned count);
 /* Process start time of the caller (clock ticks after boot), 0 if unknown. */
 uint64_t takt_self_start_time(void);
 

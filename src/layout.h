@@ -204,8 +204,12 @@ static inline uint64_t takt_total_size(uint32_t lanes, uint64_t capacity)
 	return (raw + 4095u) & ~(uint64_t)4095u; /* whole pages */
 }
 
-/* OFD-lock slot bytes: byte 0 is the consumer, byte 1 + k the producer of lane k. */
+/* OFD-lock slot bytes: byte 0 is the consumer, byte 1 + k the producer of
+ * lane k; the creator holds byte 127 until the segment is ready, so a
+ * half-created segment is never mistaken for a stale one. */
 #define TAKT_SLOT_CONSUMER 0u
 #define TAKT_SLOT_LANE(k) (1u + (unsigned)(k))
+#define TAKT_SLOT_CREATOR 127u
+#define TAKT_SLOT_COUNT 128u
 
 #endif /* TAKT_LAYOUT_H */

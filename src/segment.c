@@ -74,7 +74,7 @@ static int sem_create(const char *sem_name, mode_t mode)
 	return 0;
 }
 
-static void sems_unlink(const char *name, unsigned lanes)
+void takt_sems_unlink(const char *name, unsigned lanes)
 {
 	char obj[TAKT_OBJ_NAME_MAX];
 	takt_rx_sem_name(obj, name);
@@ -117,6 +117,9 @@ int takt_queue_create(const char *name, const struct takt_queue_config *cfg)
 	 * leaves nothing behind.  Openers meanwhile see size 0 or ready unset
 	 * and get -EAGAIN. */
 	uint8_t *base = MAP_FAILED;
+	rc = takt_slot_lock_fd(fd, TAKT_SLOT_CREATOR, 1);
+	if (rc < 0)
+		goto fail;
 	if (fchmod(fd, mode) != 0) { /* the umask must not strip the mode */
 		rc = -errno;
 		goto fail;
@@ -160,14 +163,14 @@ int takt_queue_create(const char *name, const struct takt_queue_config *cfg)
 	 * field above (and the zeroed body) complete. */
 	atomic_store_explicit(&hdr->ready, TAKT_READY_VALUE, memory_order_release);
 	munmap(base, total);
-	close(fd);
+	close(fd); /* drops the creator lock */
 	return 0;
 fail:
 	if (base != MAP_FAILED)
 		munmap(base, total);
 	close(fd);
 	shm_unlink(obj);
-	sems_unlink(name, cfg->lanes);
+	takt_sems_unlink(name, cfg->lanes);
 	return rc;
 }
 
@@ -284,6 +287,25 @@ void takt_segment_unmap(struct takt_channel *ch)
 	ch->fd = -1;
 }
 
+/* The lane count a segment's header claims, to know which semaphores to
+ * remove; TAKT_LANES_MAX when the header cannot be read or is not ours. */
+unsigned takt_lane_count_hint(int fd)
+{
+	unsigned lanes = TAKT_LANES_MAX;
+	struct stat st;
+	if (fstat(fd, &st) != 0 || (uint64_t)st.st_size < TAKT_SEG_HEADER_SIZE)
+		return lanes;
+	void *hp = mmap(NULL, TAKT_SEG_HEADER_SIZE, PROT_READ, MAP_SHARED, fd, 0);
+	if (hp == MAP_FAILED)
+		return lanes;
+	struct takt_seg_header copy;
+	memcpy(&copy, hp, sizeof copy);
+	munmap(hp, TAKT_SEG_HEADER_SIZE);
+	if (copy.magic == TAKT_MAGIC && copy.lane_count >= 1 && copy.lane_count <= TAKT_LANES_MAX)
+		lanes = copy.lane_count;
+	return lanes;
+}
+
 int takt_unlink(const char *name)
 {
 	int rc = takt_name_check(name);
@@ -291,27 +313,14 @@ int takt_unlink(const char *name)
 		return rc;
 	char obj[TAKT_OBJ_NAME_MAX];
 	takt_obj_name(obj, name, "");
-	/* Read the lane count to know which semaphores exist; a segment we
-	 * cannot read still gets every possible semaphore name removed. */
 	unsigned lanes = TAKT_LANES_MAX;
 	int fd = shm_open(obj, O_RDONLY | O_CLOEXEC, 0);
 	if (fd >= 0) {
-		struct stat st;
-		if (fstat(fd, &st) == 0 && (uint64_t)st.st_size >= TAKT_SEG_HEADER_SIZE) {
-			void *hp = mmap(NULL, TAKT_SEG_HEADER_SIZE, PROT_READ, MAP_SHARED, fd, 0);
-			if (hp != MAP_FAILED) {
-				struct takt_seg_header copy;
-				memcpy(&copy, hp, sizeof copy);
-				munmap(hp, TAKT_SEG_HEADER_SIZE);
-				if (copy.magic == TAKT_MAGIC && copy.lane_count >= 1 &&
-				    copy.lane_count <= TAKT_LANES_MAX)
-					lanes = copy.lane_count;
-			}
-		}
+		lanes = takt_lane_count_hint(fd);
 		close(fd);
 	}
 	if (shm_unlink(obj) != 0)
 		return -errno;
-	sems_unlink(name, lanes);
+	takt_sems_unlink(name, lanes);
 	return 0;
 }

@@ -32,20 +32,32 @@ static uint64_t held_bit(unsigned slot)
 	return 1ull << (slot % 64);
 }
 
-static int ofd_lock(int fd, short type, unsigned slot, int cmd, struct flock *out)
+static int ofd_lock_range(int fd, short type, unsigned slot, unsigned count, int cmd,
+			  struct flock *out)
 {
 	struct flock fl;
 	memset(&fl, 0, sizeof fl);
 	fl.l_type = type;
 	fl.l_whence = SEEK_SET;
 	fl.l_start = (off_t)slot;
-	fl.l_len = 1;
+	fl.l_len = (off_t)count;
 	fl.l_pid = 0; /* required for OFD locks */
 	if (fcntl(fd, cmd, &fl) != 0)
 		return -errno;
 	if (out)
 		*out = fl;
 	return 0;
+}
+
+static int ofd_lock(int fd, short type, unsigned slot, int cmd, struct flock *out)
+{
+	return ofd_lock_range(fd, type, slot, 1, cmd, out);
+}
+
+int takt_slot_lock_fd(int fd, unsigned first, unsigned count)
+{
+	int rc = ofd_lock_range(fd, F_WRLCK, first, count, F_OFD_SETLK, NULL);
+	return (rc == -EAGAIN || rc == -EACCES) ? -EBUSY : rc;
 }
 
 int takt_slot_acquire(struct takt_channel *ch, unsigned slot)
