@@ -86,6 +86,7 @@ TAKT_API uint64_t takt_deadline_in(uint64_t timeout_ns);
  *   -ETIMEDOUT        a blocking call reached its deadline
  *   -EALREADY         commit/release without a matching reserve/peek
  *   -ENOMEM           out of process memory at open
+ *   -EPROTOTYPE       a queue call on a state channel, or the reverse
  * Other negative errno values come straight from the system call that failed.
  */
 
@@ -317,6 +318,141 @@ struct takt_consumer_stats {
 	uint32_t alive;            /**< 1 if a live process holds the consumer slot */
 };
 TAKT_API int takt_consumer_stats_get(takt_channel *ch, struct takt_consumer_stats *out);
+
+/* ---- State channels ------------------------------------------------------ */
+/*
+ * A state channel carries the latest value of a fixed-size image (a
+ * process image) from one writer to one reader: a triple buffer.  Writing
+ * and reading are wait-free (one atomic exchange each) and make no system
+ * call; the reader always gets the newest complete image; a writer killed
+ * at any instruction leaves the previous or the new image complete, never a
+ * torn one.  Naming, modes, validation, liveness and recovery work as for
+ * queue channels.  Queue calls on a state channel (and the reverse) return
+ * -EPROTOTYPE.
+ */
+
+/** Largest state image, in bytes. */
+#define TAKT_STATE_IMAGE_MAX (64u << 20)
+
+struct takt_state_config {
+	uint32_t image_size; /**< bytes of the image, 1..TAKT_STATE_IMAGE_MAX */
+	uint32_t mode;       /**< permission bits, set exactly; 0 means 0600 */
+	uint32_t flags;      /**< must be 0 */
+	uint32_t reserved_;
+};
+
+/** Create a state channel.  Errors as takt_queue_create. */
+TAKT_API int takt_state_create(const char *name, const struct takt_state_config *cfg);
+
+typedef struct takt_state_writer takt_state_writer;
+typedef struct takt_state_reader takt_state_reader;
+
+/**
+ * Open the writer or the reader of a state channel (one each; -EBUSY if a
+ * live one exists).  A new writer or reader after a dead one takes over its
+ * buffer; the last published image stays readable.
+ */
+TAKT_API int takt_state_writer_open(const char *name, takt_state_writer **out);
+TAKT_API int takt_state_writer_attach(takt_channel *ch, takt_state_writer **out);
+TAKT_API void takt_state_writer_close(takt_state_writer *w);
+TAKT_API int takt_state_reader_open(const char *name, takt_state_reader **out);
+TAKT_API int takt_state_reader_attach(takt_channel *ch, takt_state_reader **out);
+TAKT_API void takt_state_reader_close(takt_state_reader *r);
+
+/** Copy len <= image_size bytes in and publish them as the newest image. */
+TAKT_API int takt_state_write(takt_state_writer *w, const void *image, size_t len);
+/** Zero-copy: the writer's buffer (image_size bytes) to fill before takt_state_publish(). */
+TAKT_API void *takt_state_buffer(takt_state_writer *w);
+/** Publish the first len bytes of the writer's buffer.  Afterwards
+ *  takt_state_buffer() returns a different buffer (its contents are stale). */
+TAKT_API int takt_state_publish(takt_state_writer *w, size_t len);
+
+/** What a read returned. */
+struct takt_state_info {
+	uint64_t generation; /**< publish count of this image (1 = first); only increases */
+	uint64_t written_ns; /**< CLOCK_MONOTONIC when it was published */
+	uint64_t age_ns;     /**< now - written_ns */
+	uint32_t len;        /**< image bytes */
+	uint32_t fresh;      /**< 1 if newer than what the previous read returned */
+};
+
+/**
+ * Copy the newest image into buf.  Returns its length; -EAGAIN if nothing
+ * was ever published; -EMSGSIZE if cap is too small (info->len says what
+ * is needed); -EBADMSG if the segment is corrupted.  info may be NULL.
+ */
+TAKT_API int takt_state_read(takt_state_reader *r, void *buf, size_t cap,
+			     struct takt_state_info *info);
+/**
+ * Zero-copy: point *image at the newest image, in the segment; it stays
+ * unchanged until the next read or peek by this reader.
+ */
+TAKT_API int takt_state_peek(takt_state_reader *r, const void **image,
+			     struct takt_state_info *info);
+/**
+ * Wait until an image newer than the last one read is published, or the
+ * deadline: 0 or -ETIMEDOUT (spin, then park on the channel's .rx semaphore).
+ */
+TAKT_API int takt_state_wait_newer(takt_state_reader *r, uint64_t deadline_ns);
+
+struct takt_state_stats {
+	uint64_t writes;         /**< images published */
+	uint64_t reads;          /**< new images taken by readers */
+	uint64_t writer_last_ns; /**< CLOCK_MONOTONIC of the last publish */
+	uint64_t reader_last_ns; /**< CLOCK_MONOTONIC_COARSE of the reader's last open or new image */
+	uint64_t writer_start;
+	uint64_t reader_start;
+	int32_t writer_pid;
+	int32_t reader_pid;
+	uint32_t writer_alive;
+	uint32_t reader_alive;
+	uint32_t image_size;
+	uint32_t reserved_;
+};
+TAKT_API int takt_state_stats_get(takt_channel *ch, struct takt_state_stats *out);
+
+/** A watchdog's view of a peer. */
+struct takt_peer_watch {
+	uint64_t age_ns;   /**< time since the peer's last update */
+	uint32_t alive;    /**< its process holds its slot */
+	uint32_t stale;    /**< dead, or no update for more than 2 expected periods */
+};
+/** The writer as its reader sees it, against the writer's expected period. */
+TAKT_API int takt_state_watch_writer(takt_state_reader *r, uint64_t period_ns,
+				     struct takt_peer_watch *out);
+
+/* ---- Cyclic-task kit -------------------------------------------------- */
+
+enum takt_cyclic_flags {
+	TAKT_CYCLIC_MLOCK = 1u << 0,    /**< mlockall(MCL_CURRENT | MCL_FUTURE) */
+	TAKT_CYCLIC_FIFO = 1u << 1,     /**< SCHED_FIFO at `priority` for the calling thread */
+	TAKT_CYCLIC_AFFINITY = 1u << 2, /**< pin the calling thread to `cpu` */
+};
+
+struct takt_cyclic_config {
+	uint32_t flags;          /**< TAKT_CYCLIC_* */
+	int32_t priority;        /**< SCHED_FIFO priority (1..99) */
+	int32_t cpu;             /**< CPU for TAKT_CYCLIC_AFFINITY */
+	uint32_t stack_prefault; /**< bytes of stack to touch now (0: 256 KiB) */
+};
+
+/** Outcome of each step: 0 done, -EPERM/-EINVAL/... refused, 1 not asked. */
+struct takt_cyclic_report {
+	int32_t mlock;
+	int32_t fifo;
+	int32_t affinity;
+	int32_t stack;
+};
+
+/**
+ * Prepare the calling thread and process for cyclic work: lock memory,
+ * prefault the stack, set SCHED_FIFO and CPU affinity, as asked.  Channels
+ * are prefaulted when their endpoints open.  Every step is attempted; the
+ * report says what each did.  Returns 0 if every requested step succeeded,
+ * else the first failure's negative errno.
+ */
+TAKT_API int takt_cyclic_prepare(const struct takt_cyclic_config *cfg,
+				 struct takt_cyclic_report *report);
 
 /**
  * Liveness comes from the kernel: each endpoint holds an OFD lock on its

@@ -23,6 +23,8 @@ int takt_consumer_attach(takt_channel *ch, takt_consumer **out)
 {
 	if (!ch || !out)
 		return -EINVAL;
+	if (ch->geo.kind != TAKT_KIND_QUEUE)
+		return -EPROTOTYPE;
 	if (ch->flags & TAKT_OPEN_RDONLY)
 		return -EACCES;
 	unsigned lanes = ch->geo.lanes;

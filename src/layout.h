@@ -35,6 +35,7 @@ static_assert(ATOMIC_INT_LOCK_FREE == 2, "32-bit atomics must be lock-free");
 #define TAKT_LAYOUT_MINOR 0u
 #define TAKT_READY_VALUE 0x59444552u     /* "REDY": stored last by the creator */
 #define TAKT_KIND_QUEUE 1u
+#define TAKT_KIND_STATE 2u
 
 typedef _Atomic uint64_t takt_a64;
 typedef _Atomic uint32_t takt_a32;
@@ -204,12 +205,95 @@ static inline uint64_t takt_total_size(uint32_t lanes, uint64_t capacity)
 	return (raw + 4095u) & ~(uint64_t)4095u; /* whole pages */
 }
 
+/* ---- State channels (kind 2) ------------------------------------------ */
+/*
+ * Segment = header (256 B) | state control (384 B) | 3 slots.
+ * Header fields for kind 2: lane_count = 1, max_record = image size,
+ * lane_capacity = slot stride (128-byte slot header + image rounded up to
+ * 128), consumer_offset = 256, lanes_offset = 640 (slot 0),
+ * lane_stride = slot stride, lane_data_offset = 128.
+ *
+ * A triple buffer: at any time one slot is the writer's, one is the
+ * reader's, and one is the "middle", holding the newest published image.
+ * The middle's index and a NEW bit live in one word that each side swaps
+ * with a single atomic exchange, so both sides are wait-free.
+ */
+struct takt_seg_state {
+	/* block 0: the exchange word and the reader's doorbell */
+	takt_a64 middle;          /* bits 0-1: middle slot; bit 2: NEW (unread) */
+	takt_a32 rx_doorbell;     /* bit 0: the reader is (about to be) parked */
+	uint32_t pad0;
+	uint8_t pad0b[TAKT_BLOCK - 16];
+	/* block 1: the writer */
+	takt_a32 writer_slot;     /* the slot the writer owns (recovery) */
+	takt_a32 writer_pid;
+	takt_a64 writes;          /* images published */
+	takt_a64 writer_last_ns;  /* CLOCK_MONOTONIC of the last publish */
+	takt_a64 writer_start_time;
+	takt_a32 writer_epoch;
+	uint8_t pad1[TAKT_BLOCK - 36];
+	/* block 2: the reader */
+	takt_a32 reader_slot;     /* the slot the reader owns (recovery) */
+	takt_a32 reader_pid;
+	takt_a64 reads;           /* images taken (new ones only) */
+	takt_a64 reader_last_ns;
+	takt_a64 reader_start_time;
+	takt_a32 reader_epoch;
+	uint8_t pad2[TAKT_BLOCK - 36];
+};
+
+struct takt_seg_state_slot {
+	takt_a64 generation;      /* publish count when this image was published */
+	takt_a64 written_ns;      /* CLOCK_MONOTONIC when it was published */
+	takt_a32 len;             /* image bytes, <= image size */
+	uint32_t pad;
+	uint8_t pad1[TAKT_BLOCK - 24];
+};
+
+#define TAKT_STATE_MIDDLE_MASK 3ull
+#define TAKT_STATE_NEW 4ull
+#define TAKT_SEG_STATE_SIZE (3u * TAKT_BLOCK)
+#define TAKT_STATE_SLOT_HEADER ((uint64_t)TAKT_BLOCK)
+
+TAKT_ASSERT_FIELD(struct takt_seg_state, middle, 0, 8);
+TAKT_ASSERT_FIELD(struct takt_seg_state, rx_doorbell, 8, 4);
+TAKT_ASSERT_FIELD(struct takt_seg_state, writer_slot, 128, 4);
+TAKT_ASSERT_FIELD(struct takt_seg_state, writer_pid, 132, 4);
+TAKT_ASSERT_FIELD(struct takt_seg_state, writes, 136, 8);
+TAKT_ASSERT_FIELD(struct takt_seg_state, writer_last_ns, 144, 8);
+TAKT_ASSERT_FIELD(struct takt_seg_state, writer_start_time, 152, 8);
+TAKT_ASSERT_FIELD(struct takt_seg_state, writer_epoch, 160, 4);
+TAKT_ASSERT_FIELD(struct takt_seg_state, reader_slot, 256, 4);
+TAKT_ASSERT_FIELD(struct takt_seg_state, reader_pid, 260, 4);
+TAKT_ASSERT_FIELD(struct takt_seg_state, reads, 264, 8);
+TAKT_ASSERT_FIELD(struct takt_seg_state, reader_last_ns, 272, 8);
+TAKT_ASSERT_FIELD(struct takt_seg_state, reader_start_time, 280, 8);
+TAKT_ASSERT_FIELD(struct takt_seg_state, reader_epoch, 288, 4);
+static_assert(sizeof(struct takt_seg_state) == TAKT_SEG_STATE_SIZE, "state control size");
+TAKT_ASSERT_FIELD(struct takt_seg_state_slot, generation, 0, 8);
+TAKT_ASSERT_FIELD(struct takt_seg_state_slot, written_ns, 8, 8);
+TAKT_ASSERT_FIELD(struct takt_seg_state_slot, len, 16, 4);
+static_assert(sizeof(struct takt_seg_state_slot) == TAKT_BLOCK, "state slot header size");
+
+static inline uint64_t takt_state_slot_stride(uint64_t image_size)
+{
+	return TAKT_STATE_SLOT_HEADER + ((image_size + TAKT_BLOCK - 1) & ~(uint64_t)(TAKT_BLOCK - 1));
+}
+static inline uint64_t takt_state_total_size(uint64_t image_size)
+{
+	uint64_t raw = TAKT_LANES_OFFSET + 3u * takt_state_slot_stride(image_size);
+	return (raw + 4095u) & ~(uint64_t)4095u;
+}
+
 /* OFD-lock slot bytes: byte 0 is the consumer, byte 1 + k the producer of
  * lane k; the creator holds byte 127 until the segment is ready, so a
  * half-created segment is never mistaken for a stale one. */
 #define TAKT_SLOT_CONSUMER 0u
 #define TAKT_SLOT_LANE(k) (1u + (unsigned)(k))
 #define TAKT_SLOT_CREATOR 127u
+/* State channels: whoever recovers a slot index (writer or reader opening)
+ * holds byte 126 while it does, so two openers never pick the same slot. */
+#define TAKT_SLOT_RECOVERY 126u
 #define TAKT_SLOT_COUNT 128u
 
 #endif /* TAKT_LAYOUT_H */

@@ -20,6 +20,8 @@ int takt_producer_attach(takt_channel *ch, takt_producer **out)
 {
 	if (!ch || !out)
 		return -EINVAL;
+	if (ch->geo.kind != TAKT_KIND_QUEUE)
+		return -EPROTOTYPE;
 	if (ch->flags & TAKT_OPEN_RDONLY)
 		return -EACCES;
 	struct takt_producer *p = calloc(1, sizeof *p);

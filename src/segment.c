@@ -97,44 +97,51 @@ static int sems_create(const char *name, unsigned lanes, mode_t mode)
 	return rc;
 }
 
-int takt_queue_create(const char *name, const struct takt_queue_config *cfg)
-{
-	int rc = takt_name_check(name);
-	if (rc < 0)
-		return rc;
-	rc = config_check(cfg);
-	if (rc < 0)
-		return rc;
-	mode_t mode = cfg->mode ? (mode_t)cfg->mode : 0600;
-	uint64_t total = takt_total_size(cfg->lanes, cfg->capacity);
+/* What a new segment looks like; filled by the kind-specific create calls. */
+struct segment_spec {
+	uint32_t kind;
+	uint32_t lanes;          /* semaphores: one .rx, and one .tx<k> per lane (queues) */
+	uint32_t tx_sems;        /* how many .tx<k> semaphores */
+	uint64_t capacity;
+	uint32_t max_record;
+	uint64_t lane_stride;
+	uint64_t lane_data_offset;
+	uint64_t total;
+	mode_t mode;
+	/* initialise the body (fresh zero pages) before `ready` is stored */
+	void (*init_body)(uint8_t *base);
+};
 
+static int segment_create(const char *name, const struct segment_spec *spec)
+{
 	char obj[TAKT_OBJ_NAME_MAX];
 	takt_obj_name(obj, name, "");
-	int fd = shm_open(obj, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+	int fd = shm_open(obj, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, spec->mode);
 	if (fd < 0)
 		return -errno;
 	/* From here on every failure unlinks what it made: a failed create
 	 * leaves nothing behind.  Openers meanwhile see size 0 or ready unset
-	 * and get -EAGAIN. */
+	 * and get -EAGAIN; stale-channel removal sees the creator lock. */
+	int rc;
 	uint8_t *base = MAP_FAILED;
 	rc = takt_slot_lock_fd(fd, TAKT_SLOT_CREATOR, 1);
 	if (rc < 0)
 		goto fail;
-	if (fchmod(fd, mode) != 0) { /* the umask must not strip the mode */
+	if (fchmod(fd, spec->mode) != 0) { /* the umask must not strip the mode */
 		rc = -errno;
 		goto fail;
 	}
 	/* Reserve every page now: on a full tmpfs this fails with ENOSPC here
 	 * rather than raising SIGBUS in a peer's hot path later. */
-	rc = -posix_fallocate(fd, 0, (off_t)total);
+	rc = -posix_fallocate(fd, 0, (off_t)spec->total);
 	if (rc < 0)
 		goto fail;
-	base = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	base = mmap(NULL, spec->total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (base == MAP_FAILED) {
 		rc = -errno;
 		goto fail;
 	}
-	rc = sems_create(name, cfg->lanes, mode);
+	rc = sems_create(name, spec->tx_sems, spec->mode);
 	if (rc < 0)
 		goto fail;
 
@@ -145,33 +152,117 @@ int takt_queue_create(const char *name, const struct takt_queue_config *cfg)
 	hdr->layout_major = TAKT_LAYOUT_MAJOR;
 	hdr->layout_minor = TAKT_LAYOUT_MINOR;
 	hdr->header_size = TAKT_SEG_HEADER_SIZE;
-	hdr->total_size = total;
-	hdr->kind = TAKT_KIND_QUEUE;
-	hdr->lane_count = cfg->lanes;
-	hdr->lane_capacity = cfg->capacity;
-	hdr->max_record = cfg->max_record;
+	hdr->total_size = spec->total;
+	hdr->kind = spec->kind;
+	hdr->lane_count = spec->lanes;
+	hdr->lane_capacity = spec->capacity;
+	hdr->max_record = spec->max_record;
 	hdr->flags = 0;
 	hdr->created_ns = realtime_ns();
 	hdr->nonce = random_nonce();
 	hdr->consumer_offset = TAKT_CONSUMER_OFFSET;
 	hdr->lanes_offset = TAKT_LANES_OFFSET;
-	hdr->lane_stride = takt_lane_stride(cfg->capacity);
-	hdr->lane_data_offset = TAKT_LANE_DATA_OFFSET;
+	hdr->lane_stride = spec->lane_stride;
+	hdr->lane_data_offset = spec->lane_data_offset;
 	hdr->creator_pid = (uint32_t)getpid();
-	hdr->mode = (uint32_t)mode;
+	hdr->mode = (uint32_t)spec->mode;
+	if (spec->init_body)
+		spec->init_body(base);
 	/* release: an opener that acquire-loads `ready` sees every header
-	 * field above (and the zeroed body) complete. */
+	 * field above (and the initialised body) complete. */
 	atomic_store_explicit(&hdr->ready, TAKT_READY_VALUE, memory_order_release);
-	munmap(base, total);
+	munmap(base, spec->total);
 	close(fd); /* drops the creator lock */
 	return 0;
 fail:
 	if (base != MAP_FAILED)
-		munmap(base, total);
+		munmap(base, spec->total);
 	close(fd);
 	shm_unlink(obj);
-	takt_sems_unlink(name, cfg->lanes);
+	takt_sems_unlink(name, spec->tx_sems);
 	return rc;
+}
+
+int takt_queue_create(const char *name, const struct takt_queue_config *cfg)
+{
+	int rc = takt_name_check(name);
+	if (rc < 0)
+		return rc;
+	rc = config_check(cfg);
+	if (rc < 0)
+		return rc;
+	struct segment_spec spec = {
+		.kind = TAKT_KIND_QUEUE,
+		.lanes = cfg->lanes,
+		.tx_sems = cfg->lanes,
+		.capacity = cfg->capacity,
+		.max_record = cfg->max_record,
+		.lane_stride = takt_lane_stride(cfg->capacity),
+		.lane_data_offset = TAKT_LANE_DATA_OFFSET,
+		.total = takt_total_size(cfg->lanes, cfg->capacity),
+		.mode = cfg->mode ? (mode_t)cfg->mode : 0600,
+	};
+	return segment_create(name, &spec);
+}
+
+static void state_init_body(uint8_t *base)
+{
+	struct takt_seg_state *st = (struct takt_seg_state *)(base + TAKT_CONSUMER_OFFSET);
+	/* slot 0 is the middle (empty, generation 0), 1 the writer's, 2 the reader's */
+	atomic_store_explicit(&st->middle, 0, memory_order_relaxed);
+	atomic_store_explicit(&st->writer_slot, 1, memory_order_relaxed);
+	atomic_store_explicit(&st->reader_slot, 2, memory_order_relaxed);
+}
+
+int takt_state_create(const char *name, const struct takt_state_config *cfg)
+{
+	int rc = takt_name_check(name);
+	if (rc < 0)
+		return rc;
+	if (!cfg || cfg->flags != 0 || cfg->image_size == 0 || cfg->image_size > TAKT_STATE_IMAGE_MAX ||
+	    (cfg->mode & ~07777u))
+		return -EINVAL;
+	struct segment_spec spec = {
+		.kind = TAKT_KIND_STATE,
+		.lanes = 1,
+		.tx_sems = 0,
+		.capacity = takt_state_slot_stride(cfg->image_size),
+		.max_record = cfg->image_size,
+		.lane_stride = takt_state_slot_stride(cfg->image_size),
+		.lane_data_offset = TAKT_STATE_SLOT_HEADER,
+		.total = takt_state_total_size(cfg->image_size),
+		.mode = cfg->mode ? (mode_t)cfg->mode : 0600,
+		.init_body = state_init_body,
+	};
+	return segment_create(name, &spec);
+}
+
+static int queue_geometry_check(const struct takt_seg_header *h, uint64_t *total)
+{
+	uint64_t cap = h->lane_capacity;
+	if (h->lane_count < 1 || h->lane_count > TAKT_LANES_MAX)
+		return -EBADMSG;
+	if (cap < TAKT_CAPACITY_MIN || cap > TAKT_CAPACITY_MAX || (cap & (cap - 1)) != 0)
+		return -EBADMSG;
+	if (h->max_record == 0 || h->max_record > cap / 4)
+		return -EBADMSG;
+	if (h->lane_stride != takt_lane_stride(cap) || h->lane_data_offset != TAKT_LANE_DATA_OFFSET)
+		return -EBADMSG;
+	*total = takt_total_size(h->lane_count, cap);
+	return 0;
+}
+
+static int state_geometry_check(const struct takt_seg_header *h, uint64_t *total)
+{
+	uint64_t image = h->max_record;
+	if (h->lane_count != 1 || image == 0 || image > TAKT_STATE_IMAGE_MAX)
+		return -EBADMSG;
+	uint64_t stride = takt_state_slot_stride(image);
+	if (h->lane_capacity != stride || h->lane_stride != stride ||
+	    h->lane_data_offset != TAKT_STATE_SLOT_HEADER)
+		return -EBADMSG;
+	*total = takt_state_total_size(image);
+	return 0;
 }
 
 int takt_geometry_check(const struct takt_seg_header *h, uint64_t file_size,
@@ -183,23 +274,24 @@ int takt_geometry_check(const struct takt_seg_header *h, uint64_t file_size,
 		return -EPROTONOSUPPORT;
 	/* A later minor version may define reserved bytes; it never moves a
 	 * field, so the header stays 256 bytes. */
-	if (h->header_size != TAKT_SEG_HEADER_SIZE || h->kind != TAKT_KIND_QUEUE || h->flags != 0)
+	if (h->header_size != TAKT_SEG_HEADER_SIZE || h->flags != 0)
 		return -EBADMSG;
-	uint64_t cap = h->lane_capacity;
-	if (h->lane_count < 1 || h->lane_count > TAKT_LANES_MAX)
+	if (h->consumer_offset != TAKT_CONSUMER_OFFSET || h->lanes_offset != TAKT_LANES_OFFSET)
 		return -EBADMSG;
-	if (cap < TAKT_CAPACITY_MIN || cap > TAKT_CAPACITY_MAX || (cap & (cap - 1)) != 0)
-		return -EBADMSG;
-	if (h->max_record == 0 || h->max_record > cap / 4)
-		return -EBADMSG;
-	if (h->consumer_offset != TAKT_CONSUMER_OFFSET || h->lanes_offset != TAKT_LANES_OFFSET ||
-	    h->lane_stride != takt_lane_stride(cap) || h->lane_data_offset != TAKT_LANE_DATA_OFFSET)
-		return -EBADMSG;
-	uint64_t total = takt_total_size(h->lane_count, cap);
+	uint64_t total;
+	int rc;
+	if (h->kind == TAKT_KIND_QUEUE)
+		rc = queue_geometry_check(h, &total);
+	else if (h->kind == TAKT_KIND_STATE)
+		rc = state_geometry_check(h, &total);
+	else
+		rc = -EBADMSG;
+	if (rc < 0)
+		return rc;
 	if (h->total_size != total || file_size < total)
 		return -EBADMSG;
-	out->capacity = cap;
-	out->mask = cap - 1;
+	out->capacity = h->lane_capacity;
+	out->mask = h->lane_capacity - 1;
 	out->total_size = total;
 	out->created_ns = h->created_ns;
 	out->nonce = h->nonce;

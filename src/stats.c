@@ -14,6 +14,8 @@ int takt_lane_stats_get(takt_channel *ch, unsigned lane, struct takt_lane_stats 
 {
 	if (!ch || !out || lane >= ch->geo.lanes)
 		return -EINVAL;
+	if (ch->geo.kind != TAKT_KIND_QUEUE)
+		return -EPROTOTYPE;
 	struct takt_seg_lane *l = takt_lane_ctrl(ch, lane);
 	int alive = takt_slot_alive(ch, TAKT_SLOT_LANE(lane));
 	if (alive < 0)
@@ -39,6 +41,8 @@ int takt_consumer_stats_get(takt_channel *ch, struct takt_consumer_stats *out)
 {
 	if (!ch || !out)
 		return -EINVAL;
+	if (ch->geo.kind != TAKT_KIND_QUEUE)
+		return -EPROTOTYPE;
 	struct takt_seg_consumer *c = ch->consumer;
 	int alive = takt_slot_alive(ch, TAKT_SLOT_CONSUMER);
 	if (alive < 0)
