@@ -475,6 +475,13 @@ TAKT_API int takt_channel_is_stale(takt_channel *ch);
 TAKT_API int takt_unlink_stale(const char *name);
 
 /**
+ * Remove named semaphores of takt channels whose segment no longer exists
+ * (left by a crash during removal or creation).  cb (may be NULL) is told
+ * each removed semaphore's name.  Returns the number removed or a negative errno.
+ */
+TAKT_API int takt_unlink_orphan_semaphores(int (*cb)(const char *sem_name, void *arg), void *arg);
+
+/**
  * Call cb(name, arg) for every takt channel in /dev/shm (any state, even
  * unreadable ones).  Stops early when cb returns non-zero.  Returns the
  * number of channels visited, or cb's negative return, or a negative errno.

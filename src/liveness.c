@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <semaphore.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -113,4 +114,61 @@ int takt_list(int (*cb)(const char *name, void *arg), void *arg)
 	}
 	closedir(d);
 	return rc < 0 ? rc : count;
+}
+
+/* The channel a semaphore file "sem.takt.<name>.rx|.tx<k>" belongs to, in
+ * out; 0 if the file name has that shape, -1 otherwise. */
+static int sem_owner(const char *file, char *out, size_t n)
+{
+	if (strncmp(file, "sem.takt.", 9) != 0)
+		return -1;
+	const char *name = file + 9;
+	const char *dot = strrchr(name, '.');
+	if (!dot || dot == name)
+		return -1;
+	const char *suffix = dot + 1;
+	if (strcmp(suffix, "rx") != 0) {
+		if (strncmp(suffix, "tx", 2) != 0 || !suffix[2])
+			return -1;
+		for (const char *c = suffix + 2; *c; c++)
+			if (*c < '0' || *c > '9')
+				return -1;
+	}
+	size_t len = (size_t)(dot - name);
+	if (len >= n)
+		return -1;
+	memcpy(out, name, len);
+	out[len] = '\0';
+	return takt_name_check(out) == 0 ? 0 : -1;
+}
+
+int takt_unlink_orphan_semaphores(int (*cb)(const char *sem_name, void *arg), void *arg)
+{
+	DIR *d = opendir(TAKT_SHM_DIR);
+	if (!d)
+		return -errno;
+	int removed = 0;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		char owner[TAKT_NAME_MAX + 1];
+		if (sem_owner(e->d_name, owner, sizeof owner) != 0)
+			continue;
+		/* A channel's semaphores are created after its segment and
+		 * removed after it: a semaphore without a segment belongs to
+		 * no channel that exists or is being created. */
+		char path[TAKT_OBJ_NAME_MAX + 16];
+		snprintf(path, sizeof path, TAKT_SHM_DIR "/takt.%s", owner);
+		struct stat st;
+		if (stat(path, &st) == 0 || errno != ENOENT)
+			continue;
+		char sem[TAKT_OBJ_NAME_MAX + 8];
+		snprintf(sem, sizeof sem, "/%s", e->d_name + 4);
+		if (sem_unlink(sem) == 0) {
+			removed++;
+			if (cb && cb(sem, arg) != 0)
+				break;
+		}
+	}
+	closedir(d);
+	return removed;
 }

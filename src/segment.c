@@ -349,10 +349,12 @@ int takt_segment_map(const char *name, unsigned flags, struct takt_channel *ch)
 	rc = takt_geometry_check(&copy, (uint64_t)st.st_size, &ch->geo);
 	if (rc < 0)
 		goto fail_fd;
-	/* MAP_POPULATE prefaults the page tables now, so the hot path never
-	 * takes a page fault. */
+	/* MAP_POPULATE prefaults the page tables now, so an endpoint's hot
+	 * path never takes a page fault.  An inspector reads a few control
+	 * blocks only: it maps lazily rather than touch gigabytes of rings. */
 	int prot = PROT_READ | (rdonly ? 0 : PROT_WRITE);
-	void *base = mmap(NULL, ch->geo.total_size, prot, MAP_SHARED | MAP_POPULATE, fd, 0);
+	int mflags = MAP_SHARED | (rdonly ? 0 : MAP_POPULATE);
+	void *base = mmap(NULL, ch->geo.total_size, prot, mflags, fd, 0);
 	if (base == MAP_FAILED) {
 		rc = -errno;
 		goto fail_fd;
