@@ -1,0 +1,579 @@
+# SPDX-License-Identifier: MIT
+"""Tests of the `takt` CLI through its exit codes and output.
+
+JSON output is parsed, never grepped.  Every channel is named
+"tc-<pid>-<n>-<tag>" and removed in a cleanup even when the test fails;
+`ls` and `gc` are always given the test's own names as patterns, so
+channels of tests running in parallel are never touched.
+
+Run through run_tests.py (ctest: `cli`), with TAKT_BIN and TAKT_CLI_HELPER
+set to the built takt binary and cli_helper.
+"""
+import glob
+import itertools
+import json
+import os
+import select
+import shutil
+import signal
+import stat
+import subprocess
+import tempfile
+import time
+import unittest
+
+TAKT = os.environ.get("TAKT_BIN", "takt")
+HELPER = os.environ.get("TAKT_CLI_HELPER", "cli_helper")
+SHM = "/dev/shm"
+PID = os.getpid()
+SEQ = itertools.count()
+
+# Exit codes (docs/CLI.md).
+OK, RUNTIME, USAGE, NOTFOUND, BUSY, TIMEOUT = 0, 1, 2, 3, 4, 5
+
+SUBCOMMANDS = ["ls", "info", "stat", "create", "rm", "gc", "send", "recv", "bench"]
+
+
+def run(*args, stdin=b"", timeout=30, env=None, prog=None, user=None):
+    return subprocess.run([prog or TAKT, *args], input=stdin, capture_output=True,
+                          timeout=timeout, env=env, user=user)
+
+
+def shm_objects(name):
+    """The /dev/shm files behind a channel: segment and semaphores."""
+    return glob.glob(f"{SHM}/takt.{glob.escape(name)}") + \
+        glob.glob(f"{SHM}/sem.takt.{glob.escape(name)}.*")
+
+
+class CliTest(unittest.TestCase):
+    """Helpers: unique names with cleanup, endpoint holders, checked runs."""
+
+    def new_name(self, tag):
+        name = f"tc-{PID}-{next(SEQ)}-{tag}"
+        self.addCleanup(self._remove, name)
+        return name
+
+    @staticmethod
+    def _remove(name):
+        subprocess.run([TAKT, "rm", "--force", name], capture_output=True, timeout=30)
+        for path in shm_objects(name):
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+
+    def ok(self, *args, **kw):
+        r = run(*args, **kw)
+        self.assertEqual(r.returncode, OK,
+                         f"takt {' '.join(map(str, args))}: {r.stderr.decode(errors='replace')}")
+        return r
+
+    def fails(self, code, *args, **kw):
+        """Run, expect exit `code` and exactly one error line "takt: ..."; return it."""
+        r = run(*args, **kw)
+        err = r.stderr.decode(errors="replace")
+        self.assertEqual(r.returncode, code, f"takt {' '.join(map(str, args))}: {err!r}")
+        lines = err.splitlines()
+        self.assertEqual(len(lines), 1, f"expected one error line, got {err!r}")
+        self.assertTrue(lines[0].startswith("takt: "), lines[0])
+        return lines[0]
+
+    def create(self, tag, *opts):
+        name = self.new_name(tag)
+        self.ok("create", *opts, name)
+        return name
+
+    def exists(self, name):
+        return os.path.exists(f"{SHM}/takt.{name}")
+
+    def ls(self, *patterns):
+        doc = json.loads(self.ok("ls", "--json", *patterns).stdout)
+        self.assertIsInstance(doc["channels"], list)
+        return {c["name"]: c for c in doc["channels"]}
+
+    def info(self, name):
+        return json.loads(self.ok("info", "--json", name).stdout)
+
+    def hold(self, *role_names):
+        """Start cli_helper holding endpoints; wait for its "ready" line."""
+        p = subprocess.Popen([HELPER, *role_names], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE)
+        self.addCleanup(self._stop, p)
+        ready, _, _ = select.select([p.stdout], [], [], 20)
+        self.assertTrue(ready, "cli_helper did not answer within 20 s")
+        line = p.stdout.readline()
+        self.assertEqual(line, b"ready\n", f"cli_helper: {line!r}")
+        return p
+
+    @staticmethod
+    def _stop(p):
+        if p.poll() is None:
+            p.kill()
+        p.wait(timeout=20)
+        for f in (p.stdin, p.stdout):
+            if f:
+                f.close()
+
+
+class TestHelpAndUsage(CliTest):
+    def test_version(self):
+        out = self.ok("--version").stdout.decode()
+        self.assertRegex(out, r"^takt \d+\.\d+\.\d+")
+
+    def test_main_help_lists_every_command(self):
+        out = self.ok("--help").stdout.decode()
+        self.assertTrue(out.startswith("Usage: takt"))
+        for cmd in SUBCOMMANDS:
+            self.assertRegex(out, rf"\n  {cmd} ")
+
+    def test_help_of_every_subcommand(self):
+        for cmd in SUBCOMMANDS:
+            with self.subTest(cmd=cmd):
+                r = self.ok(cmd, "--help")
+                self.assertTrue(r.stdout, f"{cmd} --help printed nothing")
+                if cmd != "bench":  # bench --help is takt-bench's when it exists
+                    self.assertTrue(r.stdout.decode().startswith(f"Usage: takt {cmd}"))
+                    self.assertEqual(self.ok("help", cmd).stdout, r.stdout)
+                    self.assertEqual(self.ok(cmd, "-h").stdout, r.stdout)
+
+    def test_usage_errors(self):
+        self.assertEqual(run().returncode, USAGE)
+        self.assertIn("unknown command", self.fails(USAGE, "frobnicate"))
+        self.assertIn("unknown option", self.fails(USAGE, "--frobnicate"))
+        self.assertIn("unknown command", self.fails(USAGE, "help", "frobnicate"))
+        for cmd in ["ls", "info", "stat", "create", "rm", "gc", "send", "recv"]:
+            with self.subTest(cmd=cmd):
+                line = self.fails(USAGE, cmd, "--no-such-option")
+                self.assertIn(f"takt: {cmd}: unknown option \"--no-such-option\"", line)
+        for cmd in ["info", "stat", "create", "rm", "send", "recv"]:
+            with self.subTest(cmd=cmd, missing="NAME"):
+                self.fails(USAGE, cmd)
+        self.assertIn("needs a value", self.fails(USAGE, "create", "x", "--capacity"))
+        self.assertIn("--interval", self.fails(USAGE, "stat", "x", "--interval", "soon"))
+        self.assertIn("--count", self.fails(USAGE, "stat", "x", "--count", "-1"))
+        self.assertIn("--timeout", self.fails(USAGE, "recv", "x", "--timeout", "1.5x"))
+        self.assertIn("--type", self.fails(USAGE, "send", "x", "--type", "4294901760", "d"))
+        self.assertIn("exclude", self.fails(USAGE, "recv", "x", "--hex", "--raw"))
+
+
+class TestCreate(CliTest):
+    def test_defaults(self):
+        name = self.create("defaults")
+        i = self.info(name)
+        self.assertEqual(i["name"], name)
+        self.assertEqual(i["kind"], "queue")
+        self.assertEqual(i["lanes"], 1)
+        self.assertEqual(i["capacity"], 1 << 20)
+        self.assertEqual(i["max_record"], 64 << 10)
+        self.assertEqual(len(i["lane_stats"]), 1)
+        self.assertEqual(stat.S_IMODE(os.stat(f"{SHM}/takt.{name}").st_mode), 0o600)
+
+    def test_geometry_and_units(self):
+        name = self.create("geo", "--lanes", "3", "--capacity", "64 KiB",
+                           "--max-record", "1.5KiB", "--mode", "0640")
+        i = self.info(name)
+        self.assertEqual((i["lanes"], i["capacity"], i["max_record"]), (3, 65536, 1536))
+        self.assertEqual(len(i["lane_stats"]), 3)
+        self.assertEqual(stat.S_IMODE(os.stat(f"{SHM}/takt.{name}").st_mode), 0o640)
+        small = self.create("small", "-c", "4K")
+        self.assertEqual(self.info(small)["max_record"], 1024)  # capacity / 4
+        big = self.create("big", "--capacity", "0.5MiB", "--max-record", "4096B")
+        self.assertEqual((self.info(big)["capacity"], self.info(big)["max_record"]),
+                         (512 << 10, 4096))
+
+    def test_exists(self):
+        name = self.create("dup")
+        line = self.fails(BUSY, "create", name)
+        self.assertEqual(line, f'takt: create: channel "{name}": '
+                               "a channel of that name already exists")
+
+    def test_bad_names_create_nothing(self):
+        prefix = f"tc-{PID}-badname"
+        bad = [f"{prefix}/x", f"{prefix} space", f"{prefix}-" + "x" * 200, f"{prefix}-\u00fc",
+               f"{prefix}*", "", ".", ".."]
+        for name in bad:
+            with self.subTest(name=name):
+                line = self.fails(USAGE, "create", name)
+                self.assertIn("invalid name", line)
+        self.assertEqual([f for f in os.listdir(SHM) if prefix in f], [])
+        for cmd in (["info"], ["rm"], ["stat"], ["recv"], ["send"]):
+            with self.subTest(cmd=cmd):
+                self.assertIn("invalid name", self.fails(USAGE, *cmd, f"{prefix}/x"))
+
+    def test_bad_sizes_create_nothing(self):
+        cases = [
+            (["--capacity", "1000"], "power of two"),
+            (["--capacity", "512"], "power of two"),
+            (["--capacity", "2GiB"], "power of two"),
+            (["--capacity", "12XB"], "--capacity"),
+            (["--capacity", "1MB"], "--capacity"),
+            (["--capacity", "-1"], "--capacity"),
+            (["--capacity", "0.3KiB"], "--capacity"),
+            (["--capacity", "99999999999999999999999999999"], "too large"),
+            (["--capacity", "1e3"], "--capacity"),
+            (["--max-record", "0"], "--max-record"),
+            (["--capacity", "4KiB", "--max-record", "2KiB"], "quarter"),
+            (["--lanes", "0"], "--lanes"),
+            (["--lanes", "65"], "--lanes"),
+            (["--lanes", "two"], "--lanes"),
+            (["--mode", "9999"], "--mode"),
+            (["--mode", "rw"], "--mode"),
+            (["--mode", "0"], "--mode"),
+        ]
+        for opts, word in cases:
+            with self.subTest(opts=opts):
+                name = self.new_name("badsize")
+                line = self.fails(USAGE, "create", *opts, name)
+                self.assertIn(word, line)
+                self.assertFalse(self.exists(name))
+                self.assertEqual(shm_objects(name), [])
+
+
+class TestMissing(CliTest):
+    def test_missing_channel(self):
+        name = self.new_name("missing")
+        for args in (["info", name], ["stat", "--count", "1", name], ["rm", name],
+                     ["rm", "--force", name], ["send", name, "x"],
+                     ["recv", "--timeout", "100ms", name]):
+            with self.subTest(args=args):
+                line = self.fails(NOTFOUND, *args)
+                self.assertIn(f'channel "{name}"', line)
+                self.assertIn("no such channel", line)
+        self.assertEqual(self.ls(name), {})
+
+
+class TestLsStaleGc(CliTest):
+    def test_live_then_killed_is_stale_and_gc_removes_it(self):
+        name = self.create("stale", "--lanes", "2")
+        holder = self.hold("consumer", name, "producer", name)
+        c = self.ls(name)[name]
+        self.assertEqual((c["consumer_alive"], c["producers_alive"], c["producers_total"]),
+                         (True, 1, 2))
+        self.assertFalse(c["stale"])
+        self.assertNotIn("error", c)
+        # gc spares it while it is live
+        self.assertEqual(self.ok("gc", name).stdout, b"")
+        self.assertTrue(self.exists(name))
+
+        holder.kill()
+        holder.wait(timeout=20)
+        c = self.ls(name)[name]
+        self.assertTrue(c["stale"])
+        self.assertEqual((c["consumer_alive"], c["producers_alive"]), (False, 0))
+        table = self.ok("ls", name).stdout.decode().splitlines()
+        self.assertEqual(len(table), 2)
+        self.assertTrue(table[1].startswith(name) and table[1].endswith("stale"), table[1])
+
+        self.assertEqual(self.ok("gc", "--dry-run", name).stdout.decode(),
+                         f"would remove {name}\n")
+        self.assertTrue(self.exists(name))
+        self.assertEqual(self.ok("gc", name).stdout.decode(), f"removed {name}\n")
+        self.assertEqual(self.ls(name), {})
+        self.assertEqual(shm_objects(name), [], "segment or semaphores left behind")
+
+    def test_gc_patterns_and_min_age(self):
+        stale = self.create("gcpat-stale")
+        live = self.create("gcpat-live")
+        self.hold("producer", live)
+        pattern = f"tc-{PID}-*-gcpat-*"
+        self.assertEqual(self.ok("gc", "--min-age", "1h", pattern).stdout, b"")
+        self.assertTrue(self.exists(stale))
+        self.assertEqual(self.ok("gc", pattern).stdout.decode(), f"removed {stale}\n")
+        self.assertFalse(self.exists(stale))
+        self.assertTrue(self.exists(live))
+
+    def test_ls_fields_and_fill(self):
+        name = self.create("fill", "--capacity", "64KiB")
+        self.ok("send", name, stdin=b"a" * 100 + b"\n" + b"b" * 100 + b"\n" + b"\n")
+        c = self.ls(name)[name]
+        self.assertEqual(c["kind"], "queue")
+        self.assertEqual((c["lanes"], c["capacity"], c["fill_capacity"]), (1, 65536, 65536))
+        self.assertEqual((c["records_in"], c["records_out"]), (3, 0))
+        self.assertEqual(c["bytes_in"], 200)
+        self.assertGreaterEqual(c["fill_bytes"], 200)
+        self.assertAlmostEqual(c["fill_percent"], 100.0 * c["fill_bytes"] / 65536, places=3)
+        self.assertGreaterEqual(c["age_ns"], 0)
+        self.assertLess(c["age_ns"], 600e9)
+        self.assertTrue(c["stale"])
+        self.ok("recv", "--count", "3", name)
+        c = self.ls(name)[name]
+        self.assertEqual((c["records_out"], c["fill_bytes"]), (3, 0))
+
+    def test_unopenable_channels_are_listed_with_their_error(self):
+        corrupt = self.new_name("corrupt")
+        notready = self.new_name("notready")
+        with open(f"{SHM}/takt.{corrupt}", "wb") as f:
+            f.write(b"\xde\xad\xbe\xef" * 2048)
+        open(f"{SHM}/takt.{notready}", "wb").close()
+        listing = self.ls(f"tc-{PID}-*")
+        self.assertEqual(listing[corrupt]["errno"], "EBADMSG")
+        self.assertEqual(listing[notready]["errno"], "EAGAIN")
+        for c in (listing[corrupt], listing[notready]):
+            self.assertIsInstance(c["error"], str)
+            self.assertNotIn("stale", c)
+        table = self.ok("ls", corrupt).stdout.decode().splitlines()
+        self.assertIn("error: corrupt", table[1])
+        self.assertIn("corrupt", self.fails(RUNTIME, "info", corrupt))
+        self.assertIn("not ready", self.fails(RUNTIME, "stat", "--count", "1", notready))
+        self.assertIn("corrupt", self.fails(RUNTIME, "send", corrupt, "x"))
+        removed = self.ok("gc", corrupt, notready).stdout.decode().splitlines()
+        self.assertEqual(sorted(removed), sorted([f"removed {corrupt}", f"removed {notready}"]))
+
+    def test_unreadable_channel_is_listed(self):
+        if os.geteuid() == 0:
+            # root reads every file: look at a 0600 channel as nobody instead
+            name = self.create("noperm")
+            try:
+                r = run("ls", "--json", name, user=65534)
+            except PermissionError as e:
+                self.skipTest(f"cannot run as nobody: {e}")
+            if r.returncode == 126 or b"Permission denied" in r.stderr:
+                self.skipTest("the takt binary is not reachable by nobody")
+        else:
+            name = self.create("noperm", "--mode", "0200")
+            r = run("ls", "--json", name)
+        self.assertEqual(r.returncode, OK, r.stderr)
+        c = json.loads(r.stdout)["channels"]
+        self.assertEqual([(x["name"], x["errno"]) for x in c], [(name, "EACCES")])
+
+
+class TestRm(CliTest):
+    def test_rm_refuses_live_and_force_removes(self):
+        name = self.create("rmlive")
+        self.hold("producer", name)
+        line = self.fails(BUSY, "rm", name)
+        self.assertIn("live endpoint", line)
+        self.assertTrue(self.exists(name))
+        self.assertEqual(self.ok("rm", "--force", "--verbose", name).stdout.decode(),
+                         f"removed {name}\n")
+        self.assertFalse(self.exists(name))
+        self.assertEqual(shm_objects(name), [])
+        self.fails(NOTFOUND, "rm", name)
+
+    def test_rm_stale(self):
+        a, b = self.create("rm-a"), self.create("rm-b")
+        self.assertEqual(self.ok("rm", a, b).stdout, b"")
+        self.assertFalse(self.exists(a) or self.exists(b))
+
+    def test_rm_several_reports_first_failure(self):
+        a = self.create("rm-c")
+        missing = self.new_name("rm-missing")
+        r = run("rm", missing, a)
+        self.assertEqual(r.returncode, NOTFOUND)
+        self.assertFalse(self.exists(a))
+
+
+class TestSendRecv(CliTest):
+    def start_recv(self, name, *opts):
+        p = subprocess.Popen([TAKT, "recv", *opts, name], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+        self.addCleanup(self._stop, p)
+        # Wait until it holds the consumer slot, so the records really cross
+        # from one live process to another.
+        deadline = time.monotonic() + 20
+        while not self.ls(name)[name]["consumer_alive"]:
+            self.assertIsNone(p.poll(), "recv exited early")
+            self.assertLess(time.monotonic(), deadline, "recv never opened the channel")
+            time.sleep(0.01)
+        return p
+
+    def finish(self, p, code=OK):
+        out, err = p.communicate(timeout=30)
+        self.assertEqual(p.returncode, code, err.decode(errors="replace"))
+        return out
+
+    def test_raw_byte_exact_across_processes(self):
+        name = self.create("raw", "--capacity", "64KiB")
+        records = [bytes(range(256)) * 3 + b"\n\r\n\x00end", b"", b"\n", b"\xff\x00\xfe", b"x"]
+        recv = self.start_recv(name, "--raw", "--count", str(len(records)), "--timeout", "20s")
+        for rec in records:
+            self.ok("send", "--raw", name, stdin=rec)
+        self.assertEqual(self.finish(recv), b"".join(records))
+
+    def test_lines_exact_across_processes(self):
+        text = "alpha\n\n\tbeta  gamma \n\u00fcml\u00e4ut \u2713\n\nC:\\path\\x41\nlast"
+        lines = text.split("\n")
+        name = self.create("lines")
+        recv = self.start_recv(name, "--count", str(len(lines)), "--timeout", "20s")
+        self.ok("send", name, "-", stdin=text.encode())
+        self.assertEqual(self.finish(recv), (text + "\n").encode())
+        i = self.info(name)
+        self.assertEqual((i["records_in"], i["records_out"]), (len(lines), len(lines)))
+
+    def test_text_escapes_control_characters(self):
+        name = self.create("ctl")
+        self.ok("send", "--raw", name, stdin=b"a\x01b\nc\x7fd\re")
+        self.assertEqual(self.ok("recv", "--count", "1", name).stdout,
+                         b"a\\x01b\\x0ac\\x7fd\\x0de\n")
+
+    def test_hex_and_json(self):
+        name = self.create("hexjson")
+        self.ok("send", "--raw", name, stdin=b"AB\x00")
+        self.ok("send", name, "")
+        self.assertEqual(self.ok("recv", "--hex", "--count", "2", name).stdout, b"414200\n\n")
+        self.ok("send", "--type", "42", name, "h\u00e9llo")
+        self.ok("send", "--raw", name, stdin=b"\xff\xfe")
+        out = self.ok("recv", "--json", "--count", "2", name).stdout.decode()
+        first, second = [json.loads(line) for line in out.splitlines()]
+        self.assertEqual((first["type"], first["lane"], first["len"]), (42, 0, 6))
+        self.assertEqual(first["text"], "h\u00e9llo")
+        self.assertEqual(bytes.fromhex(first["hex"]), "h\u00e9llo".encode())
+        self.assertEqual(bytes.fromhex(second["hex"]), b"\xff\xfe")
+        self.assertNotIn("text", second)
+
+    def test_data_argument_is_one_record(self):
+        name = self.create("arg")
+        self.ok("send", name, "--", "-dashed data\\n")
+        self.assertEqual(self.ok("recv", "--count", "1", name).stdout, b"-dashed data\\n\n")
+
+    def test_recv_timeout(self):
+        name = self.create("rtimeout")
+        t0 = time.monotonic()
+        line = self.fails(TIMEOUT, "recv", "--count", "1", "--timeout", "100ms", name)
+        self.assertIn("timed out", line)
+        self.assertLess(time.monotonic() - t0, 10)
+        # without --count, an idle timeout after some records is the normal end
+        self.ok("send", name, stdin=b"one\ntwo\n")
+        self.assertEqual(self.ok("recv", "--timeout", "100ms", name).stdout, b"one\ntwo\n")
+        self.fails(TIMEOUT, "recv", "--timeout", "50ms", name)
+
+    def test_recv_ends_cleanly_on_sigint(self):
+        name = self.create("rsigint")
+        recv = self.start_recv(name)
+        self.ok("send", name, "before")
+        recv.send_signal(signal.SIGINT)
+        self.assertEqual(self.finish(recv), b"before\n")
+
+    def test_send_timeout_when_full(self):
+        name = self.create("full", "--capacity", "1KiB", "--max-record", "256")
+        line = self.fails(TIMEOUT, "send", "--timeout", "100ms", name,
+                          stdin=(b"z" * 200 + b"\n") * 100)
+        self.assertIn("timed out", line)
+        c = self.ls(name)[name]
+        self.assertGreater(c["records_in"], 0)
+        self.assertLess(c["records_in"], 100)
+        self.assertGreater(c["fill_bytes"], 0)
+        self.assertGreaterEqual(c["full_events"], 1)
+
+    def test_send_too_large(self):
+        name = self.create("large", "--capacity", "1KiB", "--max-record", "256")
+        self.assertIn("max record", self.fails(RUNTIME, "send", name, "y" * 257))
+        self.assertIn("max record", self.fails(RUNTIME, "send", "--raw", name,
+                                               stdin=b"y" * 300))
+        self.ok("send", name, "y" * 256)
+
+    def test_busy_endpoints(self):
+        name = self.create("busy")
+        self.hold("consumer", name, "producer", name)
+        self.assertIn("every producer lane", self.fails(BUSY, "send", name, "x"))
+        self.assertIn("live consumer", self.fails(BUSY, "recv", "--timeout", "1s", name))
+
+
+class TestInfo(CliTest):
+    def test_lanes_and_consumer(self):
+        name = self.create("info", "--lanes", "3", "--capacity", "4KiB")
+        holder = self.hold("producer", name)
+        self.ok("send", name, stdin=b"12345678\nabc\n")
+        i = self.info(name)
+        self.assertEqual(i["lanes"], 3)
+        lanes = i["lane_stats"]
+        self.assertEqual([l["lane"] for l in lanes], [0, 1, 2])
+        self.assertTrue(lanes[0]["producer_alive"])
+        self.assertEqual(lanes[0]["producer_pid"], holder.pid)
+        self.assertFalse(lanes[1]["producer_alive"])  # send closed its lane
+        self.assertEqual((lanes[1]["records_sent"], lanes[1]["bytes_sent"]), (2, 11))
+        self.assertEqual(lanes[1]["fill_bytes"], lanes[1]["tail"] - lanes[1]["head"])
+        self.assertGreater(lanes[1]["fill_bytes"], 0)
+        self.assertFalse(any(l["broken"] for l in lanes))
+        self.assertEqual(i["consumer"]["alive"], False)
+        self.assertFalse(i["stale"])
+        for key in ("created", "created_ns", "nonce", "total_size", "layout_major"):
+            self.assertIn(key, i)
+        self.ok("recv", "--count", "2", name)
+        i = self.info(name)
+        self.assertEqual(i["lane_stats"][1]["records_received"], 2)
+        self.assertEqual(i["consumer"]["alive"], False)
+        self.assertIsInstance(i["consumer"]["pid"], int)
+        self.assertIsInstance(i["consumer"]["empty_events"], int)
+
+    def test_text(self):
+        name = self.create("infotext", "--lanes", "2")
+        out = self.ok("info", name).stdout.decode().splitlines()
+        self.assertEqual(out[0].split(), ["channel", name])
+        header = [n for n, l in enumerate(out) if l.split()[:1] == ["LANE"]]
+        self.assertEqual(len(header), 1)
+        self.assertEqual(len(out) - header[0] - 1, 2)
+
+
+class TestStat(CliTest):
+    def test_json_samples(self):
+        name = self.create("stat")
+        self.ok("send", name, stdin=b"r1\nr2\nr3\n")
+        t0 = time.monotonic()
+        out = self.ok("stat", "--count", "2", "--interval", "100ms", "--json", name).stdout
+        self.assertLess(time.monotonic() - t0, 10)
+        samples = [json.loads(line) for line in out.decode().splitlines()]
+        self.assertEqual(len(samples), 2)
+        for n, s in enumerate(samples, 1):
+            self.assertEqual(s["name"], name)
+            self.assertEqual(s["sample"], n)
+            self.assertGreater(s["interval_ns"], 50e6)
+            self.assertEqual(s["records_in"], 3)
+            for key in ("records_in_per_s", "records_out_per_s", "bytes_in_per_s",
+                        "bytes_out_per_s", "full_events_per_s", "empty_events_per_s",
+                        "fill_percent"):
+                self.assertIsInstance(s[key], (int, float))
+            self.assertEqual(s["records_in_per_s"], 0)
+            self.assertGreater(s["fill_bytes"], 0)
+
+    def test_text_and_sigint(self):
+        name = self.create("stattext")
+        out = self.ok("stat", "-c", "2", "-i", "100ms", name).stdout.decode().splitlines()
+        self.assertEqual(len(out), 3)
+        self.assertEqual(out[0].split()[0], "TIME")
+        p = subprocess.Popen([TAKT, "stat", "--interval", "50ms", "--json", name],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.addCleanup(self._stop, p)
+        ready, _, _ = select.select([p.stdout], [], [], 20)
+        self.assertTrue(ready)
+        json.loads(p.stdout.readline())
+        p.send_signal(signal.SIGINT)
+        rest, err = p.communicate(timeout=20)
+        self.assertEqual(p.returncode, OK, err)
+        for line in rest.decode().splitlines():
+            json.loads(line)
+
+
+class TestBench(CliTest):
+    def test_execs_sibling_takt_bench(self):
+        d = tempfile.mkdtemp(prefix=f"tc-{PID}-bench")
+        self.addCleanup(shutil.rmtree, d)
+        takt = os.path.join(d, "takt")
+        shutil.copy(TAKT, takt)
+        bench = os.path.join(d, "takt-bench")
+        with open(bench, "w") as f:
+            f.write('#!/bin/sh\necho "argv0=$(basename "$0") args=$*"\nexit 7\n')
+        os.chmod(bench, 0o755)
+        env = dict(os.environ, PATH="/usr/bin:/bin")
+        env.pop("TAKT_BENCH", None)
+        r = run("bench", "--foo", "bar baz", prog=takt, env=env)
+        self.assertEqual(r.returncode, 7)
+        self.assertEqual(r.stdout, b"argv0=takt-bench args=--foo bar baz\n")
+
+    def test_missing_takt_bench(self):
+        d = tempfile.mkdtemp(prefix=f"tc-{PID}-nobench")
+        self.addCleanup(shutil.rmtree, d)
+        takt = os.path.join(d, "takt")
+        shutil.copy(TAKT, takt)
+        env = dict(os.environ, PATH=d)
+        env.pop("TAKT_BENCH", None)
+        line = self.fails(RUNTIME, "bench", "--x", prog=takt, env=env)
+        self.assertIn("takt-bench", line)
+        self.assertIn("not found", line)
+        r = run("bench", "--help", prog=takt, env=env)
+        self.assertEqual(r.returncode, OK)
+        self.assertTrue(r.stdout.decode().startswith("Usage: takt bench"))
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,92 @@
+/* SPDX-License-Identifier: MIT */
+/* snapshot.c - reading a channel's state for display (snapshot.h). */
+#include <string.h>
+
+#include "cli.h"
+#include "snapshot.h"
+
+int snapshot_take(takt_channel *ch, struct snapshot *s)
+{
+	memset(s, 0, sizeof *s);
+	s->taken_ns = takt_now_ns();
+	s->taken_realtime_ns = cli_realtime_ns();
+	int rc = takt_channel_config_get(ch, &s->cfg);
+	if (rc < 0)
+		return rc;
+	rc = takt_consumer_stats_get(ch, &s->consumer);
+	if (rc < 0)
+		return rc;
+	unsigned lanes = s->cfg.lanes <= TAKT_LANES_MAX ? s->cfg.lanes : TAKT_LANES_MAX;
+	for (unsigned k = 0; k < lanes; k++) {
+		struct takt_lane_stats *l = &s->lane[k];
+		rc = takt_lane_stats_get(ch, k, l);
+		if (rc < 0)
+			return rc;
+		/* The positions are the peers' word: clamp what we show. */
+		uint64_t fill = l->tail >= l->head ? l->tail - l->head : 0;
+		if (fill > s->cfg.capacity)
+			fill = s->cfg.capacity;
+		s->lane_fill[k] = fill;
+		s->fill += fill;
+		s->records_in += l->records_sent;
+		s->bytes_in += l->bytes_sent;
+		s->records_out += l->records_received;
+		s->bytes_out += l->bytes_received;
+		s->full_events += l->full_events;
+		s->broken_lanes += l->broken != 0;
+	}
+	s->fill_capacity = s->cfg.capacity * lanes;
+	rc = takt_producers_alive(ch, NULL);
+	if (rc < 0)
+		return rc;
+	s->producers_alive = rc;
+	rc = takt_channel_is_stale(ch);
+	if (rc < 0)
+		return rc;
+	s->stale = rc == 1;
+	return 0;
+}
+
+const char *snapshot_kind_name(uint32_t kind)
+{
+	return kind == 1 ? "queue" : NULL;
+}
+
+double snapshot_fill_percent(const struct snapshot *s)
+{
+	return s->fill_capacity ? 100.0 * (double)s->fill / (double)s->fill_capacity : 0.0;
+}
+
+uint64_t snapshot_age_ns(const struct snapshot *s)
+{
+	return s->taken_realtime_ns > s->cfg.created_ns ? s->taken_realtime_ns - s->cfg.created_ns
+							 : 0;
+}
+
+void snapshot_json_summary(struct json *j, const char *name, const struct snapshot *s)
+{
+	const char *kind = snapshot_kind_name(s->cfg.kind);
+	json_kstr(j, "name", name);
+	if (kind)
+		json_kstr(j, "kind", kind);
+	else
+		json_ku64(j, "kind", s->cfg.kind);
+	json_ku64(j, "lanes", s->cfg.lanes);
+	json_ku64(j, "capacity", s->cfg.capacity);
+	json_ku64(j, "max_record", s->cfg.max_record);
+	json_ku64(j, "fill_bytes", s->fill);
+	json_ku64(j, "fill_capacity", s->fill_capacity);
+	json_kdouble(j, "fill_percent", snapshot_fill_percent(s));
+	json_ku64(j, "records_in", s->records_in);
+	json_ku64(j, "records_out", s->records_out);
+	json_ku64(j, "bytes_in", s->bytes_in);
+	json_ku64(j, "bytes_out", s->bytes_out);
+	json_ku64(j, "full_events", s->full_events);
+	json_kbool(j, "consumer_alive", s->consumer.alive != 0);
+	json_ku64(j, "producers_alive", (uint64_t)s->producers_alive);
+	json_ku64(j, "producers_total", s->cfg.lanes);
+	json_ku64(j, "broken_lanes", s->broken_lanes);
+	json_ku64(j, "created_ns", s->cfg.created_ns);
+	json_ku64(j, "age_ns", snapshot_age_ns(s));
+	json_kbool(j, "stale", s->stale);
+}
