@@ -433,7 +433,8 @@ struct takt_cyclic_config {
 	uint32_t flags;          /**< TAKT_CYCLIC_* */
 	int32_t priority;        /**< SCHED_FIFO priority (1..99) */
 	int32_t cpu;             /**< CPU for TAKT_CYCLIC_AFFINITY */
-	uint32_t stack_prefault; /**< bytes of stack to touch now (0: 256 KiB) */
+	uint32_t stack_prefault; /**< bytes of stack to touch now (0: up to 256 KiB, as the
+				      thread's stack allows); more than fits is -ENOSPC */
 };
 
 /** Outcome of each step: 0 done, -EPERM/-EINVAL/... refused, 1 not asked. */

@@ -14,17 +14,48 @@
 
 #define TAKT_DEFAULT_STACK_PREFAULT (256u * 1024u)
 
-/* Touch `bytes` of stack below us now, so the cycle never faults on it. */
-__attribute__((noinline)) static int prefault_stack(uint32_t bytes)
+#define TAKT_STACK_MARGIN (64u * 1024u) /* left untouched below the prefault */
+
+/* Bytes of this thread's stack still free below the caller's frame. */
+static size_t stack_room(void)
 {
-	if (bytes > 8u * 1024u * 1024u)
-		return -EINVAL;
+	pthread_attr_t attr;
+	void *lo;
+	size_t size;
+	if (pthread_getattr_np(pthread_self(), &attr) != 0)
+		return 0;
+	int rc = pthread_attr_getstack(&attr, &lo, &size);
+	pthread_attr_destroy(&attr);
+	uintptr_t here = (uintptr_t)__builtin_frame_address(0);
+	if (rc != 0 || here < (uintptr_t)lo)
+		return 0;
+	size_t room = here - (uintptr_t)lo;
+	return room > TAKT_STACK_MARGIN ? room - TAKT_STACK_MARGIN : 0;
+}
+
+/* Touch `bytes` of stack below us now, so the cycle never faults on it. */
+__attribute__((noinline)) static int touch_stack(size_t bytes)
+{
 	volatile unsigned char *area = __builtin_alloca(bytes);
-	for (uint32_t i = 0; i < bytes; i += 4096)
+	for (size_t i = 0; i < bytes; i += 4096)
 		area[i] = 0;
 	if (bytes)
 		area[bytes - 1] = 0;
 	return 0;
+}
+
+/* An explicit request must fit in the thread's stack (-ENOSPC otherwise);
+ * the default shrinks to what fits. */
+static int prefault_stack(uint32_t requested)
+{
+	size_t room = stack_room();
+	size_t bytes = requested ? requested : TAKT_DEFAULT_STACK_PREFAULT;
+	if (bytes > room) {
+		if (requested)
+			return -ENOSPC;
+		bytes = room;
+	}
+	return touch_stack(bytes);
 }
 
 int takt_cyclic_prepare(const struct takt_cyclic_config *cfg, struct takt_cyclic_report *report)
@@ -34,8 +65,7 @@ int takt_cyclic_prepare(const struct takt_cyclic_config *cfg, struct takt_cyclic
 	struct takt_cyclic_report r = {1, 1, 1, 1};
 	if (cfg->flags & TAKT_CYCLIC_MLOCK)
 		r.mlock = mlockall(MCL_CURRENT | MCL_FUTURE) == 0 ? 0 : -errno;
-	r.stack = prefault_stack(cfg->stack_prefault ? cfg->stack_prefault
-						     : TAKT_DEFAULT_STACK_PREFAULT);
+	r.stack = prefault_stack(cfg->stack_prefault);
 	if (cfg->flags & TAKT_CYCLIC_AFFINITY) {
 		if (cfg->cpu < 0 || cfg->cpu >= CPU_SETSIZE) {
 			r.affinity = -EINVAL;

@@ -12,7 +12,8 @@
  *   seq_cst fence                           if armed:
  *   re-check the ring: ready -> disarm,       exchange(0) [seq_cst]
  *                      return                 post if it was armed
- *   sem_clockwait(deadline)
+ *   sem_clockwait(deadline), EINTR: again
+ *   woken -> disarm; timeout -> disarm, re-check
  *
  * This is the store-buffer pattern: each side stores (publication / arm)
  * then loads what the other stored (armed / the ring).  With a seq_cst
@@ -27,8 +28,14 @@
  *
  * Only the one who clears the armed bit posts, so at most one token is
  * posted per arming; stale tokens (a post racing a timeout) are drained
- * before the next arming.  EOVERFLOW from sem_post means the count is
- * already at its maximum: the waiter is signalled anyway.
+ * before the next arming, so a semaphore never holds more than (wakers + 1)
+ * tokens.  EOVERFLOW from sem_post means the count is already at its
+ * maximum: the waiter is signalled anyway.
+ *
+ * TAKT_DOORBELL_RMW (TSan builds, which cannot model fences): the waker
+ * does the exchange on every publish instead, and the waiter needs no
+ * fence.  docs/WAITING.md has the full argument for both forms; the
+ * Promela model (tests/model/doorbell.pml) checks both.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -84,7 +91,15 @@ int takt_doorbell_wait(struct takt_doorbell *db, bool (*ready)(void *), void *ar
 	/* seq_cst RMW then fence: the arm is globally visible before the
 	 * re-check's loads (pairs with the fence in takt_doorbell_ring). */
 	atomic_fetch_or_explicit(db->word, 1u, memory_order_seq_cst);
+#ifndef TAKT_DOORBELL_RMW
 	atomic_thread_fence(memory_order_seq_cst);
+#else
+	/* The waker does a seq_cst exchange on every publish: our fetch_or
+	 * and its exchange are ordered in the word's modification order, and
+	 * whichever comes second sees the first (docs/WAITING.md).  No fence
+	 * is needed, and ThreadSanitizer, which does not model fences, can
+	 * follow the synchronisation. */
+#endif
 	if (ready(arg)) {
 		disarm(db);
 		return 0;
@@ -95,8 +110,17 @@ int takt_doorbell_wait(struct takt_doorbell *db, bool (*ready)(void *), void *ar
 		int rc = deadline_ns == TAKT_FOREVER
 				 ? sem_wait(db->sem)
 				 : sem_clockwait(db->sem, CLOCK_MONOTONIC, &ts);
-		if (rc == 0)
-			return 0; /* woken: the caller re-checks and may wait again */
+		if (rc == 0) {
+			/* Woken.  The waker cleared the bit when it posted; but the
+			 * token may be a stale one (posted for an earlier arming
+			 * after our drain), and then the bit is still set.  Clear
+			 * it so later publishes do not post to nobody (we are the
+			 * only one who sets it, so this cannot undo a newer arm).
+			 * The caller re-checks the ring and re-arms if it waits
+			 * again. */
+			disarm(db);
+			return 0;
+		}
 		if (errno == EINTR)
 			continue; /* same absolute deadline: a signal never shortens it */
 		int err = errno;

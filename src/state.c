@@ -76,6 +76,11 @@ static struct takt_seg_state_slot *slot_header(const struct state_view *v, unsig
 	return (struct takt_seg_state_slot *)(v->slots + (uint64_t)k * v->stride);
 }
 
+static uint64_t slot_generation(const struct state_view *v, unsigned k)
+{
+	return atomic_load_explicit(&slot_header(v, k)->generation, memory_order_relaxed);
+}
+
 static uint8_t *slot_data(const struct state_view *v, unsigned k)
 {
 	return v->slots + (uint64_t)k * v->stride + TAKT_STATE_SLOT_HEADER;
@@ -174,7 +179,17 @@ int takt_state_writer_attach(takt_channel *ch, takt_state_writer **out)
 	takt_slot_release(ch, TAKT_SLOT_RECOVERY);
 	if (rc < 0)
 		goto fail_slot;
+	/* Continue after the newest generation published: `writes` lags it by
+	 * one if the last writer died between its exchange and its store, so
+	 * also look at the slots it may have published (not the one we own
+	 * now: it may hold a generation that was never published). */
 	w->generation = atomic_load_explicit(&w->v.st->writes, memory_order_relaxed);
+	for (unsigned k = 0; k < 3; k++) {
+		uint64_t g = slot_generation(&w->v, k);
+		if (k != w->v.slot && g > w->generation)
+			w->generation = g;
+	}
+	atomic_store_explicit(&w->v.st->writes, w->generation, memory_order_relaxed);
 	char sem_name[TAKT_OBJ_NAME_MAX];
 	takt_rx_sem_name(sem_name, ch->name);
 	rc = takt_sem_open(sem_name, &w->wake_reader.sem);
@@ -347,14 +362,31 @@ int takt_state_write(takt_state_writer *w, const void *image, size_t len)
 	return takt_state_publish(w, len);
 }
 
-/* Take the newest image into our slot; fill info; return its length. */
-static int take_newest(takt_state_reader *r, struct takt_state_info *info)
+/*
+ * Does the middle hold a newer image than our own slot?  Set NEW says so.
+ * Without NEW it can still be true right after we opened: our slot is the
+ * dead reader's, which may be older than the middle (or newer: it may have
+ * taken the newest image just before it died).  The generations decide;
+ * reading the middle's header races only with the writer exchanging it
+ * away, after which NEW is set and the next read takes the newer image.
+ */
+static bool middle_is_newer(const struct state_view *v, uint64_t word)
+{
+	if (word & TAKT_STATE_NEW)
+		return true;
+	unsigned m = (unsigned)(word & TAKT_STATE_MIDDLE_MASK);
+	return m <= 2 && m != v->slot && slot_generation(v, m) > slot_generation(v, v->slot);
+}
+
+/* Take the newest image into our slot; fill info; return its length, or
+ * -EMSGSIZE when it is larger than cap (then it is not marked as read). */
+static int take_newest(takt_state_reader *r, struct takt_state_info *info, size_t cap)
 {
 	struct state_view *v = &r->v;
 	if (TAKT_UNLIKELY(v->broken))
 		return -EBADMSG;
 	uint64_t word = atomic_load_explicit(&v->st->middle, memory_order_relaxed);
-	if ((word & TAKT_STATE_NEW) || r->sync) {
+	if ((word & TAKT_STATE_NEW) || (r->sync && middle_is_newer(v, word))) {
 		/* acq_rel: see MEMORY ORDERS above */
 		uint64_t old = atomic_exchange_explicit(&v->st->middle, v->slot, memory_order_acq_rel);
 		unsigned got = (unsigned)(old & TAKT_STATE_MIDDLE_MASK);
@@ -363,11 +395,14 @@ static int take_newest(takt_state_reader *r, struct takt_state_info *info)
 			return -EBADMSG;
 		}
 		v->slot = got;
-		r->sync = false;
 		atomic_store_explicit(&v->st->reader_slot, got, memory_order_relaxed);
 	}
+	r->sync = false;
 	struct takt_seg_state_slot *h = slot_header(v, v->slot);
-	uint64_t gen = atomic_load_explicit(&h->generation, memory_order_relaxed);
+	/* acquire: if the image came from an exchange earlier than ours (a dead
+	 * reader's), this pairs with the release of the writer's exchange
+	 * through the slot header store order */
+	uint64_t gen = atomic_load_explicit(&h->generation, memory_order_acquire);
 	uint64_t written = atomic_load_explicit(&h->written_ns, memory_order_relaxed);
 	uint32_t len = atomic_load_explicit(&h->len, memory_order_relaxed);
 	if (gen == 0)
@@ -377,12 +412,6 @@ static int take_newest(takt_state_reader *r, struct takt_state_info *info)
 		return -EBADMSG;
 	}
 	bool fresh = gen != r->last_generation;
-	if (fresh) {
-		r->last_generation = gen;
-		r->reads++;
-		atomic_store_explicit(&v->st->reads, r->reads, memory_order_relaxed);
-		atomic_store_explicit(&v->st->reader_last_ns, takt_coarse_ns(), memory_order_relaxed);
-	}
 	if (info) {
 		uint64_t now = takt_now_ns();
 		info->generation = gen;
@@ -391,34 +420,48 @@ static int take_newest(takt_state_reader *r, struct takt_state_info *info)
 		info->len = len;
 		info->fresh = fresh;
 	}
+	if (len > cap)
+		return -EMSGSIZE; /* not read: it stays fresh for the retry */
+	if (fresh) {
+		r->last_generation = gen;
+		r->reads++;
+		atomic_store_explicit(&v->st->reads, r->reads, memory_order_relaxed);
+		atomic_store_explicit(&v->st->reader_last_ns, takt_coarse_ns(), memory_order_relaxed);
+	}
 	return (int)len;
 }
 
 int takt_state_read(takt_state_reader *r, void *buf, size_t cap, struct takt_state_info *info)
 {
-	struct takt_state_info local;
-	struct takt_state_info *i = info ? info : &local;
-	int len = take_newest(r, i);
+	int len = take_newest(r, info, cap);
 	if (len < 0)
 		return len;
-	if ((size_t)len > cap)
-		return -EMSGSIZE;
 	memcpy(buf, slot_data(&r->v, r->v.slot), (size_t)len);
 	return len;
 }
 
 int takt_state_peek(takt_state_reader *r, const void **image, struct takt_state_info *info)
 {
-	int len = take_newest(r, info);
+	int len = take_newest(r, info, SIZE_MAX);
 	if (len >= 0)
 		*image = slot_data(&r->v, r->v.slot);
 	return len;
 }
 
+/* Is an image newer than the last one this reader read available?  Either
+ * the middle holds an unread one (NEW), or (after an open, or a read refused
+ * with -EMSGSIZE) our own slot or the middle holds a generation above it. */
 static bool newer_ready(void *arg)
 {
 	takt_state_reader *r = arg;
-	return (atomic_load_explicit(&r->v.st->middle, memory_order_acquire) & TAKT_STATE_NEW) != 0;
+	uint64_t word = atomic_load_explicit(&r->v.st->middle, memory_order_acquire);
+	if (word & TAKT_STATE_NEW)
+		return true;
+	uint64_t newest = slot_generation(&r->v, r->v.slot);
+	unsigned m = (unsigned)(word & TAKT_STATE_MIDDLE_MASK);
+	if (m <= 2 && slot_generation(&r->v, m) > newest)
+		newest = slot_generation(&r->v, m);
+	return newest > r->last_generation;
 }
 
 int takt_state_wait_newer(takt_state_reader *r, uint64_t deadline_ns)
@@ -474,6 +517,7 @@ int takt_state_watch_writer(takt_state_reader *r, uint64_t period_ns, struct tak
 	uint64_t now = takt_now_ns();
 	out->age_ns = (last && now > last) ? now - last : (last ? 0 : UINT64_MAX);
 	out->alive = (uint32_t)alive;
-	out->stale = !alive || out->age_ns > 2 * period_ns;
+	uint64_t limit = period_ns > UINT64_MAX / 2 ? UINT64_MAX : 2 * period_ns;
+	out->stale = !alive || out->age_ns > limit;
 	return 0;
 }
