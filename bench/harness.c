@@ -1,0 +1,715 @@
+/* SPDX-License-Identifier: MIT */
+#define _GNU_SOURCE
+#include "harness.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdalign.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <x86intrin.h>
+#define HAVE_TSC 1
+static inline uint64_t read_tsc(void)
+{
+	unsigned aux;
+	return __rdtscp(&aux);
+}
+#else
+#define HAVE_TSC 0
+static inline uint64_t read_tsc(void) { return 0; }
+#endif
+
+/* ---- timer ----------------------------------------------------------- */
+
+static enum bench_timer timer_mode = TIMER_CLOCK;
+static double tsc_ns_per_tick = 1.0;
+static double timer_overhead = 0.0;
+static double timer_resolution = 0.0;
+
+uint64_t bench_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static inline uint64_t ticks(void)
+{
+	if (timer_mode == TIMER_TSC)
+		return read_tsc();
+	return bench_now_ns();
+}
+
+static inline uint64_t ticks_to_ns(uint64_t t)
+{
+	if (timer_mode == TIMER_TSC)
+		return (uint64_t)((double)t * tsc_ns_per_tick + 0.5);
+	return t;
+}
+
+void bench_timer_init(enum bench_timer t)
+{
+	if (!HAVE_TSC)
+		t = TIMER_CLOCK;
+	timer_mode = t;
+	if (t == TIMER_TSC) {
+		/* Calibrate over ~50 ms of CLOCK_MONOTONIC. */
+		uint64_t n0 = bench_now_ns(), c0 = read_tsc(), n1, c1;
+		do {
+			n1 = bench_now_ns();
+			c1 = read_tsc();
+		} while (n1 - n0 < 50000000ull);
+		tsc_ns_per_tick = (double)(n1 - n0) / (double)(c1 - c0);
+	}
+	/* Overhead of one reading: the minimum over many back-to-back pairs. */
+	uint64_t best = UINT64_MAX;
+	uint64_t sum = 0;
+	const int reps = 100000;
+	for (int i = 0; i < reps; i++) {
+		uint64_t a = ticks(), b = ticks();
+		sum += b - a;
+		if (b - a > 0 && b - a < best)
+			best = b - a;
+	}
+	/* The mean: the clock may tick in coarse steps (10 ns on some VMs). */
+	timer_overhead = (double)sum / reps * (t == TIMER_TSC ? tsc_ns_per_tick : 1.0);
+	timer_resolution = (double)best * (t == TIMER_TSC ? tsc_ns_per_tick : 1.0);
+}
+
+enum bench_timer bench_timer_mode(void) { return timer_mode; }
+double bench_timer_overhead_ns(void) { return timer_overhead; }
+double bench_timer_resolution_ns(void) { return timer_resolution; }
+double bench_tsc_ghz(void) { return timer_mode == TIMER_TSC ? 1.0 / tsc_ns_per_tick : 0.0; }
+
+/* ---- CPUs ---------------------------------------------------------------- */
+
+int bench_pin(int cpu)
+{
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	if (sched_setaffinity(0, sizeof(set), &set) != 0)
+		return -errno;
+	return 0;
+}
+
+int bench_current_cpu(void) { return sched_getcpu(); }
+
+/* ---- the two processes ---------------------------------------------------- */
+
+/* Shared between parent and child (MAP_SHARED anonymous, inherited by fork). */
+struct ctl {
+	alignas(128) atomic_uint arrived;
+	alignas(128) atomic_int stop;   /* parent -> child: end of streaming */
+	alignas(128) atomic_int abort;  /* either way: give up */
+	char msg[256];
+	uint64_t produced;
+	uint64_t full_events;
+	int child_cpu;
+	int parent_cpu;
+	pid_t parent_pid, child_pid;
+};
+
+struct run {
+	struct ctl *ctl;
+	const struct bench_opts *o;
+	int is_parent;
+	pid_t peer;            /* parent: child pid; child: parent pid */
+	int child_reaped;
+	int child_status;
+	uint64_t deadline_ns;  /* hard limit */
+};
+
+static void fail(struct run *r, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void fail(struct run *r, int err, const char *fmt, ...)
+{
+	int expected = 0;
+	if (!atomic_compare_exchange_strong(&r->ctl->abort, &expected, err ? err : -EIO))
+		return; /* the first failure wins */
+	va_list ap;
+	va_start(ap, fmt);
+	int n = snprintf(r->ctl->msg, sizeof(r->ctl->msg), "%s: ",
+			 r->is_parent ? (r->o->names[0] ? r->o->names[0] : "parent")
+				      : (r->o->names[1] ? r->o->names[1] : "child"));
+	if (n > 0 && (size_t)n < sizeof(r->ctl->msg))
+		vsnprintf(r->ctl->msg + n, sizeof(r->ctl->msg) - (size_t)n, fmt, ap);
+	va_end(ap);
+}
+
+/* Called every 2^16 unsuccessful polls.  Nonzero: give up. */
+static int __attribute__((noinline)) watchdog(struct run *r)
+{
+	if (atomic_load_explicit(&r->ctl->abort, memory_order_relaxed))
+		return 1;
+	if (bench_now_ns() > r->deadline_ns) {
+		fail(r, -ETIMEDOUT, "no progress before the %.0f s timeout",
+		     r->o->timeout_seconds);
+		return 1;
+	}
+	if (r->is_parent) {
+		if (!r->child_reaped) {
+			pid_t w = waitpid(r->peer, &r->child_status, WNOHANG);
+			if (w == r->peer) {
+				r->child_reaped = 1;
+				fail(r, -EPIPE, "the peer process exited early (status 0x%x)",
+				     r->child_status);
+				return 1;
+			}
+		}
+	} else if (getppid() != r->peer) {
+		fail(r, -EPIPE, "the parent process died");
+		return 1;
+	}
+	return 0;
+}
+
+#define WATCH_MASK 0xffffu
+
+static int barrier(struct run *r)
+{
+	atomic_fetch_add(&r->ctl->arrived, 1);
+	uint64_t spins = 0;
+	while (atomic_load(&r->ctl->arrived) < 2) {
+		if ((++spins & 0xfffu) == 0) {
+			if (watchdog(r))
+				return -1;
+			sched_yield();
+		}
+	}
+	return 0;
+}
+
+static struct ctl *ctl_new(void)
+{
+	void *p = mmap(NULL, sizeof(struct ctl), PROT_READ | PROT_WRITE,
+		       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	memset(p, 0, sizeof(struct ctl));
+	return p;
+}
+
+static void *xaligned(size_t n)
+{
+	void *p = NULL;
+	if (posix_memalign(&p, 128, n ? n : 1) != 0)
+		return NULL;
+	memset(p, 0xa5, n);
+	return p;
+}
+
+static size_t align8(size_t n) { return (n + 7u) & ~(size_t)7u; }
+
+/* Child side: runs role in a forked process; returns its exit status. */
+typedef int (*child_fn)(struct run *r, const struct bench_mech *m,
+			const struct bench_params *p, void *ep);
+
+static int child_main(struct run *r, const struct bench_mech *m, const struct bench_params *p,
+		      void *state, enum bench_role role, child_fn fn)
+{
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != r->peer)
+		return 1;
+	if (r->o->names[1])
+		prctl(PR_SET_NAME, r->o->names[1]);
+	if (r->o->pin) {
+		int e = bench_pin(r->o->cpu[1]);
+		if (e < 0) {
+			fail(r, e, "cannot pin to CPU %d: %s", r->o->cpu[1], strerror(-e));
+			return 1;
+		}
+	}
+	void *ep = NULL;
+	int e = m->open(state, p, role, &ep);
+	if (e < 0) {
+		fail(r, e, "%s open: %s", m->name, strerror(-e));
+		return 1;
+	}
+	r->ctl->child_cpu = bench_current_cpu();
+	int rc = 1;
+	if (barrier(r) == 0)
+		rc = fn(r, m, p, ep);
+	m->close(ep);
+	return rc;
+}
+
+/* Fork the child, open the parent's endpoint, meet at the barrier. */
+static int start(struct run *r, const struct bench_mech *m, const struct bench_params *p,
+		 void *state, enum bench_role parent_role, enum bench_role child_role,
+		 child_fn fn, void **ep)
+{
+	fflush(NULL);
+	pid_t self = getpid();
+	pid_t pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		r->is_parent = 0;
+		r->peer = self;
+		_exit(child_main(r, m, p, state, child_role, fn));
+	}
+	r->is_parent = 1;
+	r->peer = pid;
+	r->ctl->parent_pid = self;
+	r->ctl->child_pid = pid;
+	if (r->o->names[0])
+		prctl(PR_SET_NAME, r->o->names[0]);
+	int e = m->open(state, p, parent_role, ep);
+	if (e < 0) {
+		fail(r, e, "%s open: %s", m->name, strerror(-e));
+		*ep = NULL;
+		return e;
+	}
+	r->ctl->parent_cpu = bench_current_cpu();
+	if (barrier(r) != 0)
+		return atomic_load(&r->ctl->abort);
+	return 0;
+}
+
+static void finish(struct run *r)
+{
+	if (!r->child_reaped) {
+		/* The child ends by itself; the watchdog bounds the wait. */
+		uint64_t until = bench_now_ns() + 5000000000ull;
+		for (;;) {
+			pid_t w = waitpid(r->peer, &r->child_status, WNOHANG);
+			if (w == r->peer || (w < 0 && errno != EINTR))
+				break;
+			if (bench_now_ns() > until) {
+				kill(r->peer, SIGKILL);
+				waitpid(r->peer, &r->child_status, 0);
+				break;
+			}
+			usleep(1000);
+		}
+		r->child_reaped = 1;
+	}
+}
+
+static void copy_msg(char *dst, size_t cap, const struct ctl *c)
+{
+	snprintf(dst, cap, "%s", c->msg[0] ? c->msg : "failed");
+}
+
+/* ---- latency ------------------------------------------------------------- */
+
+static int pong_loop(struct run *r, const struct bench_mech *m, const struct bench_params *p,
+		     void *ep)
+{
+	const uint64_t total = r->o->warmup + r->o->iterations;
+	size_t cap = align8(p->size);
+	unsigned char *buf = xaligned(cap);
+	if (!buf)
+		return 1;
+	for (uint64_t i = 1; i <= total; i++) {
+		int n;
+		uint64_t spins = 0;
+		while ((n = m->try_recv(ep, buf, cap)) == -EAGAIN)
+			if ((++spins & WATCH_MASK) == 0 && watchdog(r))
+				goto out;
+		if (n < 0) {
+			fail(r, n, "receive: %s", strerror(-n));
+			goto out;
+		}
+		int e;
+		while ((e = m->try_send(ep, buf, (size_t)n)) == -EAGAIN)
+			if ((++spins & WATCH_MASK) == 0 && watchdog(r))
+				goto out;
+		if (e < 0) {
+			fail(r, e, "send: %s", strerror(-e));
+			goto out;
+		}
+	}
+	free(buf);
+	return 0;
+out:
+	free(buf);
+	return 1;
+}
+
+int bench_latency(const struct bench_mech *m, const struct bench_params *p,
+		  const struct bench_opts *o, struct lat_result *out)
+{
+	memset(out, 0, sizeof(*out));
+	hist_init(&out->hist);
+	if (p->size < 8) {
+		out->err = -EINVAL;
+		snprintf(out->msg, sizeof(out->msg), "record size must be >= 8");
+		return out->err;
+	}
+	struct ctl *ctl = ctl_new();
+	if (!ctl)
+		return out->err = -ENOMEM;
+	struct run r = { .ctl = ctl, .o = o,
+			 .deadline_ns = bench_now_ns() + (uint64_t)(o->timeout_seconds * 1e9) };
+	void *state = NULL, *ep = NULL;
+	int e = m->setup(p, &state);
+	if (e < 0) {
+		out->err = e;
+		snprintf(out->msg, sizeof(out->msg), "%s setup: %s", m->name, strerror(-e));
+		munmap(ctl, sizeof(*ctl));
+		return e;
+	}
+	size_t cap = align8(p->size);
+	unsigned char *sbuf = xaligned(cap), *rbuf = xaligned(cap);
+	if (!sbuf || !rbuf) {
+		fail(&r, -ENOMEM, "out of memory");
+		goto done;
+	}
+	if (start(&r, m, p, state, ROLE_PING, ROLE_PONG, pong_loop, &ep) != 0)
+		goto done;
+
+	const uint64_t warm = o->warmup, total = o->warmup + o->iterations;
+	uint64_t t_begin = 0;
+	for (uint64_t i = 1; i <= total; i++) {
+		if (i == warm + 1)
+			t_begin = bench_now_ns();
+		memcpy(sbuf, &i, 8);
+		uint64_t spins = 0;
+		int n;
+		uint64_t t0 = ticks();
+		while ((n = m->try_send(ep, sbuf, p->size)) == -EAGAIN)
+			if ((++spins & WATCH_MASK) == 0 && watchdog(&r))
+				goto done;
+		if (n >= 0)
+			while ((n = m->try_recv(ep, rbuf, cap)) == -EAGAIN)
+				if ((++spins & WATCH_MASK) == 0 && watchdog(&r))
+					goto done;
+		uint64_t t1 = ticks();
+		if (n < 0) {
+			fail(&r, n, "round trip %llu: %s", (unsigned long long)i, strerror(-n));
+			goto done;
+		}
+		uint64_t seq;
+		memcpy(&seq, rbuf, 8);
+		if (seq != i) {
+			fail(&r, -EBADMSG, "round trip %llu: got record %llu back",
+			     (unsigned long long)i, (unsigned long long)seq);
+			goto done;
+		}
+		if (i > warm)
+			hist_record(&out->hist, ticks_to_ns(t1 - t0));
+	}
+	out->seconds = (double)(bench_now_ns() - t_begin) / 1e9;
+done:
+	if (ep)
+		m->close(ep);
+	if (r.peer)
+		finish(&r);
+	if (!atomic_load(&ctl->abort) && r.child_reaped &&
+	    !(WIFEXITED(r.child_status) && WEXITSTATUS(r.child_status) == 0))
+		fail(&r, -EPIPE, "the peer process failed (status 0x%x)", r.child_status);
+	m->teardown(state);
+	if (atomic_load(&ctl->abort)) {
+		out->err = atomic_load(&ctl->abort);
+		copy_msg(out->msg, sizeof(out->msg), ctl);
+	}
+	out->pid[0] = ctl->parent_pid;
+	out->pid[1] = ctl->child_pid;
+	out->cpu[0] = ctl->parent_cpu;
+	out->cpu[1] = ctl->child_cpu;
+	free(sbuf);
+	free(rbuf);
+	munmap(ctl, sizeof(*ctl));
+	return out->err;
+}
+
+/* ---- streaming ------------------------------------------------------------- */
+
+static int stream_batched; /* set before fork; read by the child */
+
+static int producer_loop(struct run *r, const struct bench_mech *m, const struct bench_params *p,
+			 void *ep)
+{
+	const unsigned B = stream_batched ? (p->batch ? p->batch : 1) : 1;
+	size_t stride = align8(p->size);
+	unsigned char *bufs = xaligned(stride * B);
+	struct bench_rec *recs = calloc(B, sizeof(*recs));
+	if (!bufs || !recs) {
+		fail(r, -ENOMEM, "out of memory");
+		free(bufs);
+		free(recs);
+		return 1;
+	}
+	for (unsigned k = 0; k < B; k++) {
+		recs[k].data = bufs + k * stride;
+		recs[k].len = (uint32_t)p->size;
+	}
+	uint64_t seq = 1, full = 0;
+	int rc = 0;
+	if (!stream_batched) {
+		for (;;) {
+			memcpy(bufs, &seq, 8);
+			int e;
+			while ((e = m->try_send(ep, bufs, p->size)) == -EAGAIN) {
+				if ((++full & 1023u) == 0 &&
+				    (atomic_load_explicit(&r->ctl->stop, memory_order_relaxed) ||
+				     ((full & WATCH_MASK) == 0 && watchdog(r))))
+					goto out;
+			}
+			if (e < 0) {
+				fail(r, e, "send: %s", strerror(-e));
+				rc = 1;
+				goto out;
+			}
+			if ((++seq & 1023u) == 0 &&
+			    atomic_load_explicit(&r->ctl->stop, memory_order_relaxed))
+				goto out;
+		}
+	} else {
+		for (;;) {
+			for (unsigned k = 0; k < B; k++) {
+				uint64_t s = seq + k;
+				memcpy(bufs + k * stride, &s, 8);
+			}
+			int n;
+			while ((n = m->try_send_batch(ep, recs, B)) == -EAGAIN) {
+				if ((++full & 1023u) == 0 &&
+				    (atomic_load_explicit(&r->ctl->stop, memory_order_relaxed) ||
+				     ((full & WATCH_MASK) == 0 && watchdog(r))))
+					goto out;
+			}
+			if (n <= 0) {
+				fail(r, n, "send batch: %s", strerror(-n));
+				rc = 1;
+				goto out;
+			}
+			uint64_t before = seq;
+			seq += (uint64_t)n;
+			if ((before >> 10) != (seq >> 10) &&
+			    atomic_load_explicit(&r->ctl->stop, memory_order_relaxed))
+				goto out;
+		}
+	}
+out:
+	r->ctl->produced = seq - 1;
+	r->ctl->full_events = full;
+	free(bufs);
+	free(recs);
+	return rc;
+}
+
+int bench_stream(const struct bench_mech *m, const struct bench_params *p,
+		 const struct bench_opts *o, int batched, struct stream_result *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (p->size < 8 || (batched && (!m->try_send_batch || !m->try_recv_batch))) {
+		out->err = -EINVAL;
+		snprintf(out->msg, sizeof(out->msg), "%s",
+			 p->size < 8 ? "record size must be >= 8" : "no batch calls");
+		return out->err;
+	}
+	struct ctl *ctl = ctl_new();
+	if (!ctl)
+		return out->err = -ENOMEM;
+	struct run r = { .ctl = ctl, .o = o,
+			 .deadline_ns = bench_now_ns() + (uint64_t)(o->timeout_seconds * 1e9) };
+	void *state = NULL, *ep = NULL;
+	int e = m->setup(p, &state);
+	if (e < 0) {
+		out->err = e;
+		snprintf(out->msg, sizeof(out->msg), "%s setup: %s", m->name, strerror(-e));
+		munmap(ctl, sizeof(*ctl));
+		return e;
+	}
+	const unsigned B = batched ? (p->batch ? p->batch : 1) : 1;
+	size_t stride = align8(p->size), cap = stride * B;
+	unsigned char *buf = xaligned(cap);
+	struct bench_rec *recs = calloc(B, sizeof(*recs));
+	if (!buf || !recs) {
+		fail(&r, -ENOMEM, "out of memory");
+		goto done;
+	}
+	stream_batched = batched;
+	if (start(&r, m, p, state, ROLE_CONSUMER, ROLE_PRODUCER, producer_loop, &ep) != 0)
+		goto done;
+
+	const uint64_t warm_ns = (uint64_t)(o->warmup_seconds * 1e9);
+	const uint64_t win_ns = (uint64_t)(o->seconds * 1e9);
+	uint64_t expected = 1, empty = 0, polls = 0;
+	uint64_t t_first = 0, t0 = 0, t1 = 0, c0 = 0, c1 = 0, empty0 = 0;
+	int phase = 0; /* 0: before the first record, 1: warm-up, 2: window */
+	for (;;) {
+		int n;
+		if (!batched) {
+			n = m->try_recv(ep, buf, cap);
+			if (n >= 0) {
+				uint64_t seq;
+				memcpy(&seq, buf, 8);
+				if (seq != expected || (size_t)n != p->size) {
+					fail(&r, -EBADMSG, "record %llu: got seq %llu len %d",
+					     (unsigned long long)expected,
+					     (unsigned long long)seq, n);
+					goto done;
+				}
+				expected++;
+			}
+		} else {
+			n = m->try_recv_batch(ep, recs, B, buf, cap);
+			for (int k = 0; k < n; k++) {
+				uint64_t seq;
+				memcpy(&seq, recs[k].data, 8);
+				if (seq != expected || recs[k].len != p->size) {
+					fail(&r, -EBADMSG, "record %llu: got seq %llu len %u",
+					     (unsigned long long)expected,
+					     (unsigned long long)seq, recs[k].len);
+					goto done;
+				}
+				expected++;
+			}
+		}
+		if (n == -EAGAIN) {
+			empty++;
+			if ((empty & WATCH_MASK) == 0 && watchdog(&r))
+				goto done;
+		} else if (n < 0) {
+			fail(&r, n, "receive: %s", strerror(-n));
+			goto done;
+		}
+		if ((++polls & 255u) != 0 && phase != 0)
+			continue;
+		if (phase == 0) {
+			if (expected == 1)
+				continue;
+			t_first = bench_now_ns();
+			phase = 1;
+			continue;
+		}
+		uint64_t t = bench_now_ns();
+		if (phase == 1 && t - t_first >= warm_ns) {
+			t0 = t;
+			c0 = expected - 1;
+			empty0 = empty;
+			phase = 2;
+		} else if (phase == 2 && t - t0 >= win_ns) {
+			t1 = t;
+			c1 = expected - 1;
+			break;
+		}
+	}
+	atomic_store(&ctl->stop, 1);
+	out->records = c1 - c0;
+	out->seconds = (double)(t1 - t0) / 1e9;
+	out->rate = (double)out->records / out->seconds;
+	out->mbps = out->rate * (double)p->size / 1e6;
+	out->empty_polls = empty - empty0;
+done:
+	atomic_store(&ctl->stop, 1);
+	if (ep)
+		m->close(ep);
+	if (r.peer)
+		finish(&r);
+	if (!atomic_load(&ctl->abort) && r.child_reaped &&
+	    !(WIFEXITED(r.child_status) && WEXITSTATUS(r.child_status) == 0))
+		fail(&r, -EPIPE, "the peer process failed (status 0x%x)", r.child_status);
+	out->full_events = ctl->full_events;
+	m->teardown(state);
+	if (atomic_load(&ctl->abort)) {
+		out->err = atomic_load(&ctl->abort);
+		copy_msg(out->msg, sizeof(out->msg), ctl);
+	}
+	out->pid[0] = ctl->parent_pid;
+	out->pid[1] = ctl->child_pid;
+	out->cpu[0] = ctl->parent_cpu;
+	out->cpu[1] = ctl->child_cpu;
+	free(buf);
+	free(recs);
+	munmap(ctl, sizeof(*ctl));
+	return out->err;
+}
+
+/* ---- reports ------------------------------------------------------------- */
+
+void bench_sysinfo_get(struct bench_sysinfo *s)
+{
+	memset(s, 0, sizeof(*s));
+	snprintf(s->cpu_model, sizeof(s->cpu_model), "unknown");
+	FILE *f = fopen("/proc/cpuinfo", "r");
+	if (f) {
+		char line[512];
+		while (fgets(line, sizeof(line), f)) {
+			if (strncmp(line, "model name", 10) == 0) {
+				char *c = strchr(line, ':');
+				if (c) {
+					c++;
+					while (*c == ' ' || *c == '\t')
+						c++;
+					c[strcspn(c, "\n")] = 0;
+					snprintf(s->cpu_model, sizeof(s->cpu_model), "%s", c);
+				}
+				break;
+			}
+		}
+		fclose(f);
+	}
+	struct utsname u;
+	if (uname(&u) == 0) {
+		snprintf(s->kernel, sizeof(s->kernel), "%s %s %s", u.sysname, u.release, u.machine);
+		snprintf(s->host, sizeof(s->host), "%s", u.nodename);
+	}
+	time_t now = time(NULL);
+	struct tm tm;
+	gmtime_r(&now, &tm);
+	strftime(s->date, sizeof(s->date), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	s->ncpu = (int)sysconf(_SC_NPROCESSORS_ONLN);
+}
+
+const char *bench_fmt_ns(char *buf, size_t cap, uint64_t ns)
+{
+	if (ns < 10000)
+		snprintf(buf, cap, "%llu ns", (unsigned long long)ns);
+	else if (ns < 10000000)
+		snprintf(buf, cap, "%.1f us", (double)ns / 1e3);
+	else
+		snprintf(buf, cap, "%.1f ms", (double)ns / 1e6);
+	return buf;
+}
+
+/* ---- disturbance ---------------------------------------------------------- */
+
+void bench_cpu_snap(struct bench_cpu_snap *s)
+{
+	memset(s, 0, sizeof(*s));
+	double hz = (double)sysconf(_SC_CLK_TCK);
+	FILE *f = fopen("/proc/stat", "r");
+	if (f) {
+		unsigned long long v[8] = { 0 };
+		if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2],
+			   &v[3], &v[4], &v[5], &v[6], &v[7]) == 8) {
+			s->busy_s = (double)(v[0] + v[1] + v[2] + v[5] + v[6]) / hz;
+			s->steal_s = (double)v[7] / hz;
+		}
+		fclose(f);
+	}
+	struct rusage a, b;
+	getrusage(RUSAGE_SELF, &a);
+	getrusage(RUSAGE_CHILDREN, &b);
+	s->own_s = (double)(a.ru_utime.tv_sec + a.ru_stime.tv_sec + b.ru_utime.tv_sec +
+			    b.ru_stime.tv_sec) +
+		   (double)(a.ru_utime.tv_usec + a.ru_stime.tv_usec + b.ru_utime.tv_usec +
+			    b.ru_stime.tv_usec) / 1e6;
+	s->wall_s = (double)bench_now_ns() / 1e9;
+}
+
+void bench_cpu_disturbance(const struct bench_cpu_snap *a, const struct bench_cpu_snap *b,
+			   double *foreign_pct, double *steal_pct)
+{
+	double cap = (b->wall_s - a->wall_s) * (double)sysconf(_SC_NPROCESSORS_ONLN);
+	double foreign = (b->busy_s - a->busy_s) - (b->own_s - a->own_s);
+	if (foreign < 0)
+		foreign = 0;
+	*foreign_pct = cap > 0 ? 100.0 * foreign / cap : 0;
+	*steal_pct = cap > 0 ? 100.0 * (b->steal_s - a->steal_s) / cap : 0;
+}

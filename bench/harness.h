@@ -1,0 +1,106 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * harness.h - the cross-process harness: forks the peer process, pins both,
+ * synchronises their start, and runs the two workloads over any mechanism:
+ *
+ *   latency:  the parent (ping) sends a record, the child (pong) echoes it,
+ *             the parent times each round trip individually into a histogram;
+ *   stream:   the child (producer) sends records as fast as it can, the
+ *             parent (consumer) receives and checks them and measures the
+ *             rate over a fixed window after a warm-up.
+ *
+ * A watchdog in every spin loop (every 2^16 empty polls) aborts when the peer
+ * died, reported an error, or the hard deadline passed: the harness never
+ * hangs.
+ */
+#ifndef TAKT_BENCH_HARNESS_H
+#define TAKT_BENCH_HARNESS_H
+
+#include <stdint.h>
+#include <time.h>
+
+#include "histogram.h"
+#include "mech.h"
+
+enum bench_timer { TIMER_CLOCK, TIMER_TSC };
+
+struct bench_opts {
+	uint64_t iterations;      /* timed round trips per latency measurement */
+	uint64_t warmup;          /* untimed round trips before them */
+	double seconds;           /* streaming window */
+	double warmup_seconds;    /* streaming warm-up before the window */
+	double timeout_seconds;   /* hard limit per measurement */
+	int pin;                  /* pin parent to cpu[0], child to cpu[1] */
+	int cpu[2];
+	const char *names[2];     /* process names: parent, child (prctl) */
+};
+
+struct lat_result {
+	struct hist hist;         /* nanoseconds per round trip */
+	double seconds;           /* wall time of the timed part */
+	int pid[2], cpu[2];       /* parent, child: pid and CPU at the start */
+	int err;                  /* 0 or negative errno */
+	char msg[256];
+};
+
+struct stream_result {
+	uint64_t records;         /* received in the window */
+	double seconds;           /* length of the window */
+	double rate;              /* records per second */
+	double mbps;              /* payload MB/s (10^6 bytes) */
+	uint64_t full_events;     /* producer: sends that found the ring full */
+	uint64_t empty_polls;     /* consumer: receives that found it empty */
+	int pid[2], cpu[2];       /* parent, child: pid and CPU at the start */
+	int err;
+	char msg[256];
+};
+
+/* Timer used for round trips: clock_gettime(CLOCK_MONOTONIC) or rdtscp
+ * calibrated against it. */
+void bench_timer_init(enum bench_timer t);
+enum bench_timer bench_timer_mode(void);
+double bench_timer_overhead_ns(void);  /* cost of one reading, measured (mean) */
+double bench_timer_resolution_ns(void);/* smallest nonzero step seen */
+double bench_tsc_ghz(void);            /* 0 unless TIMER_TSC */
+
+uint64_t bench_now_ns(void);           /* CLOCK_MONOTONIC */
+
+int bench_latency(const struct bench_mech *m, const struct bench_params *p,
+		  const struct bench_opts *o, struct lat_result *out);
+/* batched: use the mechanism's batch calls (p->batch records per call). */
+int bench_stream(const struct bench_mech *m, const struct bench_params *p,
+		 const struct bench_opts *o, int batched, struct stream_result *out);
+
+/* Pin the calling thread to one CPU; -errno on failure. */
+int bench_pin(int cpu);
+/* The CPU this thread runs on now. */
+int bench_current_cpu(void);
+
+/* Facts for reports: CPU model, kernel, date (UTC, ISO 8601). */
+struct bench_sysinfo {
+	char cpu_model[128];
+	char kernel[256];
+	char date[64];
+	char host[80];
+	int ncpu;
+};
+void bench_sysinfo_get(struct bench_sysinfo *s);
+
+/* Disturbance check: CPU time other processes (and the hypervisor: steal)
+ * took while we measured.  Busy-polling benchmarks on a shared machine are
+ * only meaningful when this is near zero. */
+struct bench_cpu_snap {
+	double busy_s;   /* all CPUs: user+nice+system+irq+softirq */
+	double steal_s;  /* all CPUs: stolen by the hypervisor */
+	double own_s;    /* this process and its reaped children */
+	double wall_s;
+};
+void bench_cpu_snap(struct bench_cpu_snap *s);
+/* Percent of all CPUs' time, between two snapshots. */
+void bench_cpu_disturbance(const struct bench_cpu_snap *a, const struct bench_cpu_snap *b,
+			   double *foreign_pct, double *steal_pct);
+
+/* Format a nanosecond figure with 3 significant digits: "132 ns", "1.25 us". */
+const char *bench_fmt_ns(char *buf, size_t cap, uint64_t ns);
+
+#endif

@@ -1,0 +1,219 @@
+// SPDX-License-Identifier: MIT
+//
+// takt-bench-micro - per-call costs of the takt hot path in one process and
+// one thread (Google Benchmark).  Producer and consumer share the thread, so
+// every record stays in this core's L1: these are instruction costs, not
+// cross-core transfer costs (those are what takt-bench-core measures).
+//
+//   SendRecv/<size>            takt_try_send + takt_try_recv, one record
+//   ReserveCommit/<size>       takt_reserve + takt_commit + takt_peek + takt_release
+//   Batch32/<size>             takt_try_send_batch(32) + takt_try_recv_batch(32),
+//                              items/s counts records
+//   EmptyPoll                  takt_try_recv on an empty channel
+//   LaneStatsGet               takt_lane_stats_get
+//   RingSendRecv/<size>        the minimal ring of mech_ring.c, for comparison
+//
+// Output: the usual table; --benchmark_format=json for JSON.
+
+#include <benchmark/benchmark.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include <unistd.h>
+
+#include <takt.h>
+
+#include "mech.h"
+
+namespace {
+
+constexpr uint64_t kCapacity = 1u << 16;
+
+// One SPSC channel with both endpoints in this thread; unlinked at the end.
+class Channel {
+public:
+	explicit Channel(uint32_t max_record)
+	{
+		static unsigned counter;
+		name_ = "takt-micro." + std::to_string(getpid()) + "." + std::to_string(counter++);
+		takt_queue_config cfg{};
+		cfg.capacity = kCapacity;
+		cfg.lanes = 1;
+		cfg.max_record = max_record;
+		cfg.mode = 0600;
+		check(takt_queue_create(name_.c_str(), &cfg), "takt_queue_create");
+		check(takt_producer_open(name_.c_str(), &p_), "takt_producer_open");
+		check(takt_consumer_open(name_.c_str(), &c_), "takt_consumer_open");
+	}
+	~Channel()
+	{
+		if (p_)
+			takt_producer_close(p_);
+		if (c_)
+			takt_consumer_close(c_);
+		takt_unlink(name_.c_str());
+	}
+	Channel(const Channel &) = delete;
+	Channel &operator=(const Channel &) = delete;
+
+	takt_producer *p() const { return p_; }
+	takt_consumer *c() const { return c_; }
+
+	static void check(int rc, const char *what)
+	{
+		if (rc < 0) {
+			std::fprintf(stderr, "%s: %s\n", what, takt_strerror(rc));
+			std::exit(1);
+		}
+	}
+
+private:
+	std::string name_;
+	takt_producer *p_ = nullptr;
+	takt_consumer *c_ = nullptr;
+};
+
+void SendRecv(benchmark::State &state)
+{
+	const size_t size = static_cast<size_t>(state.range(0));
+	Channel ch(static_cast<uint32_t>(size));
+	std::vector<unsigned char> in(size, 0x5a), out(size);
+	for (auto _ : state) {
+		int s = takt_try_send(ch.p(), 1, in.data(), size);
+		int r = takt_try_recv(ch.c(), out.data(), out.size(), nullptr);
+		benchmark::DoNotOptimize(s);
+		benchmark::DoNotOptimize(r);
+		if (s != 0 || r != static_cast<int>(size)) {
+			state.SkipWithError("send/recv failed");
+			break;
+		}
+	}
+	state.SetItemsProcessed(state.iterations());
+	state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(size));
+}
+
+void ReserveCommit(benchmark::State &state)
+{
+	const size_t size = static_cast<size_t>(state.range(0));
+	Channel ch(static_cast<uint32_t>(size));
+	for (auto _ : state) {
+		void *slot = nullptr;
+		int s = takt_reserve(ch.p(), size, &slot);
+		if (s == 0) {
+			std::memset(slot, 0x5a, size < 8 ? size : 8); // touch it, as a writer would
+			s = takt_commit(ch.p(), 1, size);
+		}
+		takt_msg m{};
+		int r = takt_peek(ch.c(), &m);
+		benchmark::DoNotOptimize(m.data);
+		int rel = takt_release(ch.c());
+		if (s != 0 || r != static_cast<int>(size) || rel != 0) {
+			state.SkipWithError("reserve/commit/peek/release failed");
+			break;
+		}
+	}
+	state.SetItemsProcessed(state.iterations());
+	state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(size));
+}
+
+void Batch32(benchmark::State &state)
+{
+	const size_t size = static_cast<size_t>(state.range(0));
+	constexpr unsigned kBatch = 32;
+	Channel ch(static_cast<uint32_t>(size));
+	const size_t stride = (size + 7) & ~size_t(7);
+	std::vector<unsigned char> in(stride * kBatch, 0x5a), out(stride * kBatch);
+	takt_msg send[kBatch]{}, recv[kBatch]{};
+	for (unsigned i = 0; i < kBatch; i++) {
+		send[i].data = in.data() + i * stride;
+		send[i].len = static_cast<uint32_t>(size);
+		send[i].type = 1;
+	}
+	for (auto _ : state) {
+		int s = takt_try_send_batch(ch.p(), send, kBatch);
+		int r = takt_try_recv_batch(ch.c(), recv, kBatch, out.data(), out.size());
+		benchmark::DoNotOptimize(r);
+		if (s != static_cast<int>(kBatch) || r != static_cast<int>(kBatch)) {
+			state.SkipWithError("batch send/recv failed");
+			break;
+		}
+	}
+	state.SetItemsProcessed(state.iterations() * kBatch);
+	state.SetBytesProcessed(state.iterations() * kBatch * static_cast<int64_t>(size));
+	state.counters["ns_per_record"] = benchmark::Counter(
+		static_cast<double>(state.iterations() * kBatch),
+		benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+
+void EmptyPoll(benchmark::State &state)
+{
+	Channel ch(64);
+	unsigned char buf[64];
+	for (auto _ : state) {
+		int r = takt_try_recv(ch.c(), buf, sizeof(buf), nullptr);
+		benchmark::DoNotOptimize(r);
+		if (r != -EAGAIN) {
+			state.SkipWithError("empty channel returned a record");
+			break;
+		}
+	}
+}
+
+void LaneStatsGet(benchmark::State &state)
+{
+	Channel ch(64);
+	takt_channel *chan = takt_producer_channel(ch.p());
+	takt_lane_stats st{};
+	for (auto _ : state) {
+		int r = takt_lane_stats_get(chan, 0, &st);
+		benchmark::DoNotOptimize(r);
+		benchmark::DoNotOptimize(st);
+	}
+}
+
+// The same pair through the minimal fixed-slot ring of bench/mech_ring.c
+// (both ends in this process, called through its table like the harness
+// does): the floor for what a shared-memory ring must do per record.
+void RingSendRecv(benchmark::State &state)
+{
+	const size_t size = static_cast<size_t>(state.range(0));
+	const bench_mech *m = bench_mech_find("ring");
+	bench_params p{};
+	p.size = size;
+	p.capacity = kCapacity;
+	p.batch = 1;
+	void *st = nullptr, *tx = nullptr, *rx = nullptr;
+	if (m->setup(&p, &st) < 0 || m->open(st, &p, ROLE_PRODUCER, &tx) < 0 ||
+	    m->open(st, &p, ROLE_CONSUMER, &rx) < 0) {
+		state.SkipWithError("ring setup failed");
+		return;
+	}
+	std::vector<unsigned char> in(size, 0x5a), out(size);
+	for (auto _ : state) {
+		int s = m->try_send(tx, in.data(), size);
+		int r = m->try_recv(rx, out.data(), out.size());
+		benchmark::DoNotOptimize(s);
+		benchmark::DoNotOptimize(r);
+	}
+	m->close(tx);
+	m->close(rx);
+	m->teardown(st);
+	state.SetItemsProcessed(state.iterations());
+}
+
+} // namespace
+
+BENCHMARK(RingSendRecv)->Arg(8)->Arg(64)->Arg(256)->Arg(1024);
+BENCHMARK(SendRecv)->Arg(8)->Arg(64)->Arg(256)->Arg(1024);
+BENCHMARK(ReserveCommit)->Arg(8)->Arg(64)->Arg(256)->Arg(1024);
+BENCHMARK(Batch32)->Arg(8)->Arg(64)->Arg(256)->Arg(1024);
+BENCHMARK(EmptyPoll);
+BENCHMARK(LaneStatsGet);
+
+BENCHMARK_MAIN();
