@@ -155,13 +155,19 @@ TAKT_API int takt_channel_open(const char *name, unsigned flags, takt_channel **
 /** Unmap.  Endpoints attached to it must be closed first; returns -EBUSY otherwise. */
 TAKT_API int takt_channel_close(takt_channel *ch);
 
+/** What a channel carries (struct takt_channel_config.kind). */
+enum takt_channel_kind {
+	TAKT_CHANNEL_QUEUE = 1, /**< records, FIFO per producer */
+	TAKT_CHANNEL_STATE = 2, /**< the newest value of a fixed-size image */
+};
+
 /** Immutable facts about a channel, from the validated private copy. */
 struct takt_channel_config {
 	uint64_t capacity;
 	uint64_t total_size;  /**< bytes of the segment */
 	uint64_t created_ns;  /**< CLOCK_REALTIME at creation */
 	uint64_t nonce;       /**< random, new each time the name is created */
-	uint32_t kind;        /**< 1 = queue */
+	uint32_t kind;        /**< enum takt_channel_kind */
 	uint32_t lanes;
 	uint32_t max_record;
 	uint32_t layout_major;
@@ -359,6 +365,10 @@ TAKT_API int takt_state_reader_open(const char *name, takt_state_reader **out);
 TAKT_API int takt_state_reader_attach(takt_channel *ch, takt_state_reader **out);
 TAKT_API void takt_state_reader_close(takt_state_reader *r);
 
+/** The channel mappings the handles use (for stats and liveness). */
+TAKT_API takt_channel *takt_state_writer_channel(takt_state_writer *w);
+TAKT_API takt_channel *takt_state_reader_channel(takt_state_reader *r);
+
 /** Copy len <= image_size bytes in and publish them as the newest image. */
 TAKT_API int takt_state_write(takt_state_writer *w, const void *image, size_t len);
 /** Zero-copy: the writer's buffer (image_size bytes) to fill before takt_state_publish(). */
@@ -394,6 +404,16 @@ TAKT_API int takt_state_peek(takt_state_reader *r, const void **image,
  * deadline: 0 or -ETIMEDOUT (spin, then park on the channel's .rx semaphore).
  */
 TAKT_API int takt_state_wait_newer(takt_state_reader *r, uint64_t deadline_ns);
+
+/**
+ * Copy the newest published image without being the reader: for monitors
+ * (any mapping, read-only included).  The copy is taken optimistically and
+ * kept only if the image did not change under it; after 8 changed attempts
+ * (a writer publishing faster than we copy) -EAGAIN.  Returns the length,
+ * -EAGAIN also when nothing was published, -EMSGSIZE, -EBADMSG.
+ */
+TAKT_API int takt_state_snapshot(takt_channel *ch, void *buf, size_t cap,
+				 struct takt_state_info *info);
 
 struct takt_state_stats {
 	uint64_t writes;         /**< images published */

@@ -24,6 +24,7 @@ const char *takt_strerror(int err)
 	case ETIMEDOUT: return "deadline reached";
 	case EALREADY: return "nothing reserved or peeked to commit or release";
 	case ENOMEM: return "out of memory";
+	case EPROTOTYPE: return "wrong kind of channel (queue call on a state channel, or the reverse)";
 	default: return strerror(err);
 	}
 }

@@ -510,14 +510,85 @@ int takt_state_watch_writer(takt_state_reader *r, uint64_t period_ns, struct tak
 {
 	if (!r || !out)
 		return -EINVAL;
-	int alive = takt_slot_alive(r->v.ch, TAKT_SLOT_LANE(0));
-	if (alive < 0)
-		return alive;
 	uint64_t last = atomic_load_explicit(&r->v.st->writer_last_ns, memory_order_relaxed);
 	uint64_t now = takt_now_ns();
 	out->age_ns = (last && now > last) ? now - last : (last ? 0 : UINT64_MAX);
-	out->alive = (uint32_t)alive;
 	uint64_t limit = period_ns > UINT64_MAX / 2 ? UINT64_MAX : 2 * period_ns;
-	out->stale = !alive || out->age_ns > limit;
+	if (out->age_ns <= limit) {
+		/* it wrote within the last two periods: alive, and no need for
+		 * the lock query (a system call) inside a cyclic task */
+		out->alive = 1;
+		out->stale = 0;
+		return 0;
+	}
+	int alive = takt_slot_alive(r->v.ch, TAKT_SLOT_LANE(0));
+	if (alive < 0)
+		return alive;
+	out->alive = (uint32_t)alive;
+	out->stale = 1;
 	return 0;
+}
+
+takt_channel *takt_state_writer_channel(takt_state_writer *w)
+{
+	return w->v.ch;
+}
+
+takt_channel *takt_state_reader_channel(takt_state_reader *r)
+{
+	return r->v.ch;
+}
+
+#define TAKT_SNAPSHOT_TRIES 8
+
+int takt_state_snapshot(takt_channel *ch, void *buf, size_t cap, struct takt_state_info *info)
+{
+	if (!ch || !buf)
+		return -EINVAL;
+	if (ch->geo.kind != TAKT_KIND_STATE)
+		return -EPROTOTYPE;
+	struct state_view v;
+	memset(&v, 0, sizeof v);
+	view_init(&v, ch);
+	for (int attempt = 0; attempt < TAKT_SNAPSHOT_TRIES; attempt++) {
+		/* acquire: pairs with the writer's release exchange */
+		uint64_t w1 = atomic_load_explicit(&v.st->middle, memory_order_acquire);
+		unsigned m = (unsigned)(w1 & TAKT_STATE_MIDDLE_MASK);
+		if (m > 2)
+			return -EBADMSG;
+		struct takt_seg_state_slot *h = slot_header(&v, m);
+		uint64_t gen = atomic_load_explicit(&h->generation, memory_order_relaxed);
+		uint64_t written = atomic_load_explicit(&h->written_ns, memory_order_relaxed);
+		uint32_t len = atomic_load_explicit(&h->len, memory_order_relaxed);
+		if (gen == 0)
+			return -EAGAIN;
+		if (len > v.image_size)
+			continue; /* the writer may be rewriting the header: re-check */
+		if (len > cap) {
+			if (info)
+				info->len = len;
+			return -EMSGSIZE;
+		}
+		memcpy(buf, slot_data(&v, m), len);
+		/* acquire fence: the copy above is complete before the re-check
+		 * below; if the slot was still the middle with the same
+		 * generation afterwards, nobody wrote it during the copy (the
+		 * writer only writes a slot after taking it out of the middle,
+		 * and puts it back only with a new generation). */
+		atomic_thread_fence(memory_order_acquire);
+		uint64_t w2 = atomic_load_explicit(&v.st->middle, memory_order_relaxed);
+		if ((w2 & TAKT_STATE_MIDDLE_MASK) != m ||
+		    atomic_load_explicit(&h->generation, memory_order_relaxed) != gen)
+			continue;
+		if (info) {
+			uint64_t now = takt_now_ns();
+			info->generation = gen;
+			info->written_ns = written;
+			info->age_ns = now > written ? now - written : 0;
+			info->len = len;
+			info->fresh = 1;
+		}
+		return (int)len;
+	}
+	return -EAGAIN;
 }

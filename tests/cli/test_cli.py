@@ -31,7 +31,7 @@ SEQ = itertools.count()
 # Exit codes (docs/CLI.md).
 OK, RUNTIME, USAGE, NOTFOUND, BUSY, TIMEOUT = 0, 1, 2, 3, 4, 5
 
-SUBCOMMANDS = ["ls", "info", "stat", "create", "rm", "gc", "send", "recv", "bench"]
+SUBCOMMANDS = ["ls", "info", "stat", "create", "rm", "gc", "send", "recv", "state", "bench"]
 
 
 def run(*args, stdin=b"", timeout=30, env=None, prog=None, user=None):
@@ -542,6 +542,231 @@ class TestStat(CliTest):
         self.assertEqual(p.returncode, OK, err)
         for line in rest.decode().splitlines():
             json.loads(line)
+
+
+class TestState(CliTest):
+    """State channels: create --state, state get/set, ls/info/stat, liveness, gc."""
+
+    IMAGE = bytes(range(256))
+
+    def create_state(self, tag, size="256", *opts):
+        return self.create(tag, "--state", "--image-size", size, *opts)
+
+    def entry(self, name):
+        return self.ls(name)[name]
+
+    def test_create_set_get_byte_exact(self):
+        name = self.create_state("sraw", "256", "--mode", "0660")
+        self.assertEqual(stat.S_IMODE(os.stat(f"{SHM}/takt.{name}").st_mode), 0o660)
+        self.ok("state", "set", "--raw", name, stdin=self.IMAGE)
+        self.assertEqual(self.ok("state", "get", "--raw", name).stdout, self.IMAGE)
+        # a shorter image is published with its own length; binary survives
+        self.ok("state", "set", "--raw", name, stdin=b"\x00\n\xff")
+        self.assertEqual(self.ok("state", "get", "--raw", name).stdout, b"\x00\n\xff")
+        self.ok("state", "set", "--hex", name, "00 01 fe ff")
+        self.assertEqual(self.ok("state", "get", "--hex", name).stdout, b"0001feff\n")
+        self.ok("state", "set", name, "h\u00e9llo")
+        doc = json.loads(self.ok("state", "get", "--json", name).stdout)
+        self.assertEqual((doc["name"], doc["generation"], doc["len"]), (name, 4, 6))
+        self.assertEqual(doc["text"], "h\u00e9llo")
+        self.assertEqual(bytes.fromhex(doc["hex"]), "h\u00e9llo".encode())
+        self.assertIsInstance(doc["age_ns"], int)
+        self.assertIsInstance(doc["written_ns"], int)
+        # default output: a hexdump -C style dump ending with the length
+        dump = self.ok("state", "get", name).stdout.decode().splitlines()
+        self.assertEqual(dump[-1], "00000006")
+        self.assertTrue(dump[0].startswith("00000000  68 c3 a9 6c 6c 6f"), dump[0])
+        # stdin lines are published in turn: the last one is the newest
+        self.ok("state", "set", name, stdin=b"first\nsecond\n")
+        self.assertEqual(self.ok("state", "get", "--raw", name).stdout, b"second")
+        self.assertEqual(self.entry(name)["writes"], 6)
+
+    def test_set_too_large_and_bad_hex(self):
+        name = self.create_state("sbig", "16")
+        self.assertIn("image size", self.fails(RUNTIME, "state", "set", name, "y" * 17))
+        self.assertIn("image size", self.fails(RUNTIME, "state", "set", "--raw", name,
+                                               stdin=b"y" * 17))
+        self.assertIn("hex", self.fails(USAGE, "state", "set", "--hex", name, "0g"))
+        self.assertEqual(self.entry(name)["writes"], 0)
+        self.ok("state", "set", name, "y" * 16)
+        self.assertEqual(self.ok("state", "get", "--raw", name).stdout, b"y" * 16)
+
+    def test_ls_json_fields(self):
+        name = self.create_state("sls", "256")
+        c = self.entry(name)
+        self.assertEqual(c["kind"], "state")
+        self.assertEqual((c["image_size"], c["writes"], c["reads"]), (256, 0, 0))
+        self.assertEqual((c["writer_alive"], c["reader_alive"]), (False, False))
+        self.assertIsNone(c["last_write_age_ns"])
+        self.assertTrue(c["stale"])
+        for queue_only in ("lanes", "capacity", "fill_bytes", "records_in", "consumer_alive"):
+            self.assertNotIn(queue_only, c)
+        self.ok("state", "set", name, "x")
+        self.ok("state", "get", name)
+        c = self.entry(name)
+        self.assertEqual((c["writes"], c["reads"]), (1, 1))
+        self.assertGreaterEqual(c["last_write_age_ns"], 0)
+        self.assertLess(c["last_write_age_ns"], 600e9)
+        self.assertGreaterEqual(c["age_ns"], c["last_write_age_ns"] - 1e9)
+        holder = self.hold("state-writer", name)
+        c = self.entry(name)
+        self.assertEqual((c["writer_alive"], c["reader_alive"], c["stale"]), (True, False, False))
+        self.assertEqual((c["writer_pid"], c["writes"]), (holder.pid, 2))
+        # queue channels are listed alongside, unchanged
+        q = self.create("sls-queue")
+        both = self.ls(name, q)
+        self.assertEqual((both[name]["kind"], both[q]["kind"]), ("state", "queue"))
+        self.assertIn("lanes", both[q])
+        table = self.ok("ls", name, q).stdout.decode().splitlines()
+        headers = [l.split() for l in table if l.startswith("NAME")]
+        self.assertEqual(len(headers), 2)
+        self.assertIn("IMAGE", headers[1])
+        state_rows = [l.split() for l in table if l.startswith(name)]
+        self.assertEqual(state_rows[0][1:3], ["state", "256"])
+
+    def test_info_json(self):
+        name = self.create_state("sinfo", "1KiB")
+        reader = self.hold("state-reader", name)
+        writer = self.hold("state-writer", name)
+        i = self.info(name)
+        self.assertEqual((i["name"], i["kind"], i["image_size"]), (name, "state", 1024))
+        for key in ("created", "created_ns", "nonce", "total_size", "layout_major",
+                    "layout_minor"):
+            self.assertIn(key, i)
+        self.assertGreaterEqual(i["total_size"], 3 * 1024)
+        w, r = i["writer"], i["reader"]
+        self.assertEqual((w["pid"], w["alive"]), (writer.pid, True))
+        self.assertEqual((r["pid"], r["alive"]), (reader.pid, True))
+        self.assertGreater(w["start_ticks"], 0)
+        self.assertIsInstance(w["started_ns"], int)
+        self.assertLess(abs(w["started_ns"] - time.time_ns()), 600e9)
+        self.assertIsInstance(w["last_write_age_ns"], int)
+        self.assertIsInstance(r["last_read_age_ns"], int)
+        self.assertEqual((i["writes"], i["writer_alive"], i["reader_alive"], i["stale"]),
+                         (1, True, True, False))
+        text = self.ok("info", name).stdout.decode().splitlines()
+        self.assertEqual(text[0].split(), ["channel", name])
+        self.assertEqual(text[1].split()[:2], ["kind", "state"])
+
+    def test_stat_json(self):
+        name = self.create_state("sstat")
+        self.ok("state", "set", name, "a")
+        out = self.ok("stat", "--count", "2", "--interval", "100ms", "--json", name).stdout
+        samples = [json.loads(line) for line in out.decode().splitlines()]
+        self.assertEqual([s["sample"] for s in samples], [1, 2])
+        for s in samples:
+            self.assertEqual((s["name"], s["kind"], s["writes"], s["reads"]), (name, "state", 1, 0))
+            self.assertEqual((s["writes_per_s"], s["reads_per_s"]), (0, 0))
+            self.assertIsInstance(s["last_write_age_ns"], int)
+        text = self.ok("stat", "-c", "1", "-i", "50ms", name).stdout.decode().splitlines()
+        self.assertEqual(text[0].split()[:3], ["TIME", "WRITES/s", "READS/s"])
+        self.assertEqual(len(text), 2)
+
+    def test_get_timeouts(self):
+        name = self.create_state("stimeout")
+        self.assertIn("no image", self.fails(TIMEOUT, "state", "get", name))
+        self.assertIn("no image", self.fails(TIMEOUT, "state", "get", "--timeout", "50ms", name))
+        self.ok("state", "set", name, "one")
+        t0 = time.monotonic()
+        line = self.fails(TIMEOUT, "state", "get", "--newer", "--timeout", "100ms", name)
+        self.assertIn("timed out", line)
+        self.assertIn("generation 1", line)
+        self.assertLess(time.monotonic() - t0, 10)
+        # the channel is still readable and untouched by the failed wait
+        self.assertEqual(self.ok("state", "get", "--raw", name).stdout, b"one")
+
+    def test_get_newer_sees_another_process_publish(self):
+        name = self.create_state("snewer")
+        self.ok("state", "set", name, "old")
+        p = subprocess.Popen([TAKT, "state", "get", "--newer", "--json", "--timeout", "20s",
+                              name], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.addCleanup(self._stop, p)
+        deadline = time.monotonic() + 20
+        while not self.entry(name)["reader_alive"]:
+            self.assertIsNone(p.poll(), "state get exited early")
+            self.assertLess(time.monotonic(), deadline, "state get never opened the reader")
+            time.sleep(0.01)
+        # Publish until it has taken one: the first may land before get has
+        # read the image it must see a newer one than.
+        published = []
+        while p.poll() is None and time.monotonic() < deadline:
+            published.append(f"new-{len(published)}")
+            self.ok("state", "set", name, published[-1])
+            time.sleep(0.05)
+        out, err = p.communicate(timeout=20)
+        self.assertEqual(p.returncode, OK, err.decode(errors="replace"))
+        doc = json.loads(out)
+        self.assertIn(doc["text"], published)
+        self.assertGreaterEqual(doc["generation"], 2)
+        self.assertEqual(doc["generation"], 2 + published.index(doc["text"]))
+
+    def test_busy_reader_and_writer(self):
+        name = self.create_state("sbusy")
+        self.hold("state-reader", name, "state-writer", name)
+        self.assertIn("live reader", self.fails(BUSY, "state", "get", name))
+        self.assertIn("live writer", self.fails(BUSY, "state", "set", name, "x"))
+        self.assertIn("live endpoint", self.fails(BUSY, "rm", name))
+
+    def test_killed_writer_is_stale_and_gc_removes_it(self):
+        name = self.create_state("sstale")
+        holder = self.hold("state-writer", name)
+        c = self.entry(name)
+        self.assertEqual((c["writer_alive"], c["writes"], c["stale"]), (True, 1, False))
+        self.assertEqual(self.ok("gc", name).stdout, b"")
+        self.assertTrue(self.exists(name))
+        holder.kill()
+        holder.wait(timeout=20)
+        c = self.entry(name)
+        self.assertEqual((c["writer_alive"], c["reader_alive"], c["stale"]), (False, False, True))
+        self.assertEqual(c["writer_pid"], holder.pid)
+        # the last image survives its writer
+        self.assertEqual(self.ok("state", "get", "--raw", name).stdout, b"hello")
+        self.assertIn("stale", self.ok("ls", name).stdout.decode().splitlines()[1].split())
+        self.assertEqual(self.ok("gc", name).stdout.decode(), f"removed {name}\n")
+        self.assertEqual(self.ls(name), {})
+        self.assertEqual(shm_objects(name), [], "segment or semaphores left behind")
+
+    def test_rm_state(self):
+        name = self.create_state("srm")
+        self.assertEqual(self.ok("rm", "-v", name).stdout.decode(), f"removed {name}\n")
+        self.assertEqual(shm_objects(name), [])
+
+    def test_wrong_kind(self):
+        state = self.create_state("skind")
+        queue = self.create("skind-queue")
+        self.assertIn("state channel", self.fails(RUNTIME, "send", state, "x"))
+        self.assertIn("state channel", self.fails(RUNTIME, "recv", "--timeout", "10ms", state))
+        self.assertIn("not a state channel", self.fails(RUNTIME, "state", "get", queue))
+        self.assertIn("not a state channel", self.fails(RUNTIME, "state", "set", queue, "x"))
+        self.fails(NOTFOUND, "state", "get", self.new_name("smissing"))
+
+    def test_usage_errors(self):
+        cases = [
+            (["--state"], "--image-size"),
+            (["--image-size", "256"], "--state"),
+            (["--state", "--image-size", "256", "--lanes", "2"], "--lanes"),
+            (["--state", "--image-size", "256", "--capacity", "4KiB"], "--capacity"),
+            (["--state", "--image-size", "0"], "--image-size"),
+            (["--state", "--image-size", "65MiB"], "--image-size"),
+            (["--state", "--image-size", "1KB"], "--image-size"),
+        ]
+        for opts, word in cases:
+            with self.subTest(opts=opts):
+                name = self.new_name("sbad")
+                self.assertIn(word, self.fails(USAGE, "create", *opts, name))
+                self.assertEqual(shm_objects(name), [])
+        name = self.create_state("susage")
+        self.assertIn("get or set", self.fails(USAGE, "state"))
+        self.assertIn("get or set", self.fails(USAGE, "state", "frob", name))
+        self.assertIn('takt: state get: unknown option "--frob"',
+                      self.fails(USAGE, "state", "get", "--frob", name))
+        self.assertIn("exclude", self.fails(USAGE, "state", "get", "--hex", "--raw", name))
+        self.assertIn("--timeout", self.fails(USAGE, "state", "get", "--timeout", "x", name))
+        self.assertIn("stdin", self.fails(USAGE, "state", "set", "--raw", name, "data"))
+        self.assertIn("invalid name", self.fails(USAGE, "state", "get", "a/b"))
+        for sub in ("get", "set"):
+            self.assertEqual(self.ok("state", sub, "--help").stdout,
+                             self.ok("state", "--help").stdout)
 
 
 class TestBench(CliTest):

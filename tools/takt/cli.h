@@ -21,7 +21,7 @@ enum {
 	EXIT_USAGE = 2,    /* bad command line: unknown option, bad name, size, duration */
 	EXIT_NOTFOUND = 3, /* no such channel */
 	EXIT_BUSY = 4,     /* refused: live endpoint, name exists, every slot taken */
-	EXIT_TIMEOUT = 5,  /* a deadline passed (send/recv) */
+	EXIT_TIMEOUT = 5,  /* a deadline passed (send/recv/state get) */
 };
 
 /* A subcommand: its name, entry point, one-line summary and usage text. */
@@ -89,8 +89,9 @@ int cmd_gc(int argc, char **argv);
 int cmd_send(int argc, char **argv);
 int cmd_recv(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_state(int argc, char **argv);
 
 extern const char usage_ls[], usage_info[], usage_stat[], usage_create[], usage_rm[],
-	usage_gc[], usage_send[], usage_recv[], usage_bench[];
+	usage_gc[], usage_send[], usage_recv[], usage_bench[], usage_state[];
 
 #endif

@@ -7,6 +7,7 @@
 #include <inttypes.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "snapshot.h"
@@ -19,7 +20,9 @@ const char usage_info[] =
 	"lane, max record, segment size, creation time, instance nonce), its\n"
 	"consumer (pid, alive, idle time, empty events) and each lane: head and\n"
 	"tail positions, bytes queued, records/bytes sent and received, full events,\n"
-	"producer pid, alive, broken.  Opens the channel read-only.\n"
+	"producer pid, alive, broken.  For a state channel: image size, writes,\n"
+	"reads, and its writer and reader (pid, alive, start time, time since the\n"
+	"last write or read).  Opens the channel read-only.\n"
 	"\n"
 	"Options:\n"
 	"  --json      one JSON object (see docs/CLI.md)\n"
@@ -98,6 +101,111 @@ static void print_json(const char *name, const struct snapshot *s)
 	json_arr_end(&j);
 	json_obj_end(&j);
 	json_end_line(&j);
+}
+
+/*
+ * A process start time (clock ticks after boot, as /proc/PID/stat has it)
+ * as CLOCK_REALTIME ns; 0 if unknown.
+ */
+static uint64_t start_realtime_ns(uint64_t start_ticks, uint64_t now_rt)
+{
+	long hz = sysconf(_SC_CLK_TCK);
+	struct timespec boot;
+	if (start_ticks == 0 || hz <= 0 || clock_gettime(CLOCK_BOOTTIME, &boot) != 0)
+		return 0;
+	uint64_t since_boot = (uint64_t)boot.tv_sec * 1000000000u + (uint64_t)boot.tv_nsec;
+	uint64_t start = start_ticks / (uint64_t)hz * 1000000000u +
+			 start_ticks % (uint64_t)hz * (1000000000u / (uint64_t)hz);
+	if (start > since_boot || since_boot - start > now_rt)
+		return 0;
+	return now_rt - (since_boot - start);
+}
+
+static void json_state_peer(struct json *j, const char *key, int32_t pid, uint32_t alive,
+			    uint64_t start_ticks, const char *age_key, uint64_t age,
+			    uint64_t now_rt)
+{
+	json_key(j, key);
+	json_obj_begin(j);
+	json_ki64(j, "pid", pid);
+	json_kbool(j, "alive", alive != 0);
+	json_ku64(j, "start_ticks", start_ticks);
+	uint64_t started = pid ? start_realtime_ns(start_ticks, now_rt) : 0;
+	json_key(j, "started_ns");
+	if (started)
+		json_u64(j, started);
+	else
+		json_null(j);
+	snapshot_json_ns_or_null(j, age_key, age);
+	json_obj_end(j);
+}
+
+static void print_state_json(const char *name, const struct snapshot *s)
+{
+	const struct takt_state_stats *st = &s->state;
+	char created[64], nonce[24];
+	fmt_created(created, sizeof created, s->cfg.created_ns);
+	snprintf(nonce, sizeof nonce, "%016" PRIx64, s->cfg.nonce);
+	struct json j;
+	json_init(&j, stdout);
+	json_obj_begin(&j);
+	snapshot_json_summary(&j, name, s);
+	json_kstr(&j, "created", created);
+	json_ku64(&j, "layout_major", s->cfg.layout_major);
+	json_ku64(&j, "layout_minor", s->cfg.layout_minor);
+	json_ku64(&j, "total_size", s->cfg.total_size);
+	json_kstr(&j, "nonce", nonce);
+	json_state_peer(&j, "writer", st->writer_pid, st->writer_alive, st->writer_start,
+			"last_write_age_ns", snapshot_last_write_age(s), s->taken_realtime_ns);
+	json_state_peer(&j, "reader", st->reader_pid, st->reader_alive, st->reader_start,
+			"last_read_age_ns", snapshot_since(s->taken_ns, st->reader_last_ns),
+			s->taken_realtime_ns);
+	json_obj_end(&j);
+	json_end_line(&j);
+}
+
+static void print_state_peer(const char *role, int32_t pid, uint32_t alive, uint64_t start_ticks,
+			     const char *what, uint64_t age, uint64_t now_rt)
+{
+	char a[64], b[80], c[64];
+	if (pid == 0 && !alive) {
+		printf("%-12s none yet\n", role);
+		return;
+	}
+	uint64_t started = start_realtime_ns(start_ticks, now_rt);
+	b[0] = '\0';
+	if (started)
+		snprintf(b, sizeof b, ", started %s ago",
+			 units_fmt_duration(a, sizeof a, now_rt - started));
+	if (age == UINT64_MAX)
+		snprintf(c, sizeof c, "never");
+	else
+		snprintf(c, sizeof c, "%s ago", units_fmt_duration(a, sizeof a, age));
+	printf("%-12s pid %d, %s%s, %s %s\n", role, pid, alive ? "alive" : "dead", b, what, c);
+}
+
+static void print_state_text(const char *name, const struct snapshot *s)
+{
+	const struct takt_state_stats *st = &s->state;
+	char a[64], created[64];
+	uint64_t lw = snapshot_last_write_age(s);
+	printf("channel      %s\n", name);
+	printf("kind         state (layout %u.%u)\n", s->cfg.layout_major, s->cfg.layout_minor);
+	printf("image size   %s\n", units_fmt_size(a, sizeof a, st->image_size));
+	printf("segment      %s\n", units_fmt_size(a, sizeof a, s->cfg.total_size));
+	fmt_created(created, sizeof created, s->cfg.created_ns);
+	printf("created      %s (%s ago)\n", created,
+	       units_fmt_duration(a, sizeof a, snapshot_age_ns(s)));
+	printf("nonce        %016" PRIx64 "\n", s->cfg.nonce);
+	printf("state        %s\n", s->stale ? "stale (no live endpoint)" : "live");
+	printf("writes       %llu (generation of the newest image)\n",
+	       (unsigned long long)st->writes);
+	printf("reads        %llu (new images taken by readers)\n", (unsigned long long)st->reads);
+	print_state_peer("writer", st->writer_pid, st->writer_alive, st->writer_start,
+			 "last write", lw, s->taken_realtime_ns);
+	print_state_peer("reader", st->reader_pid, st->reader_alive, st->reader_start,
+			 "last read", snapshot_since(s->taken_ns, st->reader_last_ns),
+			 s->taken_realtime_ns);
 }
 
 static const char *fmt_idle(char *buf, size_t n, uint64_t idle)
@@ -197,7 +305,11 @@ int cmd_info(int argc, char **argv)
 	takt_channel_close(ch);
 	if (rc < 0)
 		return cli_fail(name, rc);
-	if (json)
+	if (s.is_state && json)
+		print_state_json(name, &s);
+	else if (s.is_state)
+		print_state_text(name, &s);
+	else if (json)
 		print_json(name, &s);
 	else
 		print_text(name, &s);

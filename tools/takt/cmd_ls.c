@@ -16,12 +16,14 @@
 const char usage_ls[] =
 	"Usage: takt ls [--json] [PATTERN...]\n"
 	"\n"
-	"List every takt channel (like ipcs): kind, lanes, capacity per lane, fill\n"
-	"level (bytes queued over all lanes and % of their capacity), records in\n"
-	"(sent) and out (received), whether the consumer is alive, live producers\n"
-	"out of lanes, age, and STATE: live, stale (no live endpoint: `takt gc`\n"
-	"removes it) or the reason it cannot be opened (permission denied, not\n"
-	"ready, corrupt).  PATTERNs (shell globs, quote them) select names.\n"
+	"List every takt channel (like ipcs).  Queue channels: kind, lanes, capacity\n"
+	"per lane, fill level (bytes queued over all lanes and % of their capacity),\n"
+	"records in (sent) and out (received), whether the consumer is alive, live\n"
+	"producers out of lanes, age, and STATE: live, stale (no live endpoint:\n"
+	"`takt gc` removes it) or the reason it cannot be opened (permission denied,\n"
+	"not ready, corrupt).  State channels follow in a table of their own: image\n"
+	"size, writes, reads, writer and reader alive, time since the last write,\n"
+	"age and STATE.  PATTERNs (shell globs, quote them) select names.\n"
 	"\n"
 	"Options:\n"
 	"  --json      one JSON object: {\"channels\": [...]} (see docs/CLI.md)\n"
@@ -56,7 +58,7 @@ static void print_json(struct row *rows, int n)
 	json_end_line(&j);
 }
 
-static void print_table(struct row *rows, int n)
+static int name_width(const struct row *rows, int n)
 {
 	int w = 4;
 	for (int i = 0; i < n; i++) {
@@ -64,6 +66,12 @@ static void print_table(struct row *rows, int n)
 		if (len > w)
 			w = len;
 	}
+	return w;
+}
+
+/* Queue channels, and those that cannot be opened (their kind is unknown). */
+static void print_queue_table(const struct row *rows, int n, int w)
+{
 	printf("%-*s  %-5s %5s %9s %9s %6s %10s %10s %4s %7s %7s  %s\n", w, "NAME", "KIND",
 	       "LANES", "CAPACITY", "USED", "FILL", "IN", "OUT", "CONS", "PROD", "AGE", "STATE");
 	for (int i = 0; i < n; i++) {
@@ -75,6 +83,8 @@ static void print_table(struct row *rows, int n)
 			continue;
 		}
 		const struct snapshot *s = &r->snap;
+		if (s->is_state)
+			continue;
 		char cap[32], used[32], fill[16], age[32], prod[24], kind[16];
 		const char *kn = snapshot_kind_name(s->cfg.kind);
 		if (kn)
@@ -91,6 +101,48 @@ static void print_table(struct row *rows, int n)
 		       kind, s->cfg.lanes, cap, used, fill, (unsigned long long)s->records_in,
 		       (unsigned long long)s->records_out, s->consumer.alive ? "yes" : "no", prod,
 		       age, state, s->broken_lanes ? " (broken lanes)" : "");
+	}
+}
+
+static void print_state_table(const struct row *rows, int n, int w)
+{
+	printf("%-*s  %-5s %9s %10s %10s %6s %6s %10s %7s  %s\n", w, "NAME", "KIND", "IMAGE",
+	       "WRITES", "READS", "WRITER", "READER", "LAST-WRITE", "AGE", "STATE");
+	for (int i = 0; i < n; i++) {
+		const struct row *r = &rows[i];
+		if (r->err || !r->snap.is_state)
+			continue;
+		const struct snapshot *s = &r->snap;
+		char image[32], last[32], age[32];
+		uint64_t lw = snapshot_last_write_age(s);
+		units_fmt_size(image, sizeof image, s->state.image_size);
+		if (lw == UINT64_MAX)
+			snprintf(last, sizeof last, "never");
+		else
+			units_fmt_duration(last, sizeof last, lw);
+		units_fmt_duration(age, sizeof age, snapshot_age_ns(s));
+		printf("%-*s  %-5s %9s %10llu %10llu %6s %6s %10s %7s  %s\n", w, r->name, "state",
+		       image, (unsigned long long)s->state.writes,
+		       (unsigned long long)s->state.reads, s->state.writer_alive ? "yes" : "no",
+		       s->state.reader_alive ? "yes" : "no", last, age,
+		       s->stale ? "stale" : "live");
+	}
+}
+
+/* Queue channels (and unreadable ones) first, then state channels in a table
+ * of their own: their columns differ.  With no channel at all, the queue
+ * table's header alone. */
+static void print_table(const struct row *rows, int n)
+{
+	int w = name_width(rows, n), nstate = 0;
+	for (int i = 0; i < n; i++)
+		nstate += !rows[i].err && rows[i].snap.is_state;
+	if (nstate < n || n == 0)
+		print_queue_table(rows, n, w);
+	if (nstate > 0) {
+		if (nstate < n)
+			putchar('\n');
+		print_state_table(rows, n, w);
 	}
 }
 

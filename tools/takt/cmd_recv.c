@@ -140,6 +140,10 @@ int cmd_recv(int argc, char **argv)
 		cli_chan_err(name, "a live consumer already holds it");
 		return EXIT_BUSY;
 	}
+	if (rc == -EPROTOTYPE) {
+		cli_chan_err(name, "a state channel, not a queue: use takt state get");
+		return EXIT_RUNTIME;
+	}
 	if (rc < 0)
 		return cli_open_fail(name, rc);
 	struct takt_channel_config cfg;

@@ -163,6 +163,10 @@ int cmd_send(int argc, char **argv)
 		cli_chan_err(s.name, "every producer lane is held by a live process");
 		return EXIT_BUSY;
 	}
+	if (rc == -EPROTOTYPE) {
+		cli_chan_err(s.name, "a state channel, not a queue: use takt state set");
+		return EXIT_RUNTIME;
+	}
 	if (rc < 0)
 		return cli_open_fail(s.name, rc);
 	struct takt_channel_config cfg;

@@ -21,7 +21,8 @@ const char usage_stat[] =
 	"a lane was full), empty events/s (receives that found nothing), consumer\n"
 	"alive and live producers.  Runs until interrupted (Ctrl-C ends it cleanly,\n"
 	"exit 0) or N samples.  Opens the channel read-only; the endpoints are\n"
-	"never disturbed.\n"
+	"never disturbed.  For a state channel: writes/s and reads/s (new images\n"
+	"published and taken), writer and reader alive, time since the last write.\n"
 	"\n"
 	"Options:\n"
 	"  -i, --interval D  time between samples (default 1s; e.g. 100ms, 2s)\n"
@@ -71,6 +72,61 @@ static void print_json_sample(const char *name, const struct snapshot *s, const 
 	json_end_line(&j);
 }
 
+static void print_state_json_sample(const char *name, const struct snapshot *s, double writes,
+				    double reads, uint64_t dt, uint64_t seq)
+{
+	struct json j;
+	json_init(&j, stdout);
+	json_obj_begin(&j);
+	json_kstr(&j, "name", name);
+	json_kstr(&j, "kind", "state");
+	json_ku64(&j, "sample", seq);
+	json_ku64(&j, "time_ns", s->taken_realtime_ns);
+	json_ku64(&j, "interval_ns", dt);
+	json_kdouble(&j, "writes_per_s", writes);
+	json_kdouble(&j, "reads_per_s", reads);
+	json_ku64(&j, "writes", s->state.writes);
+	json_ku64(&j, "reads", s->state.reads);
+	json_kbool(&j, "writer_alive", s->state.writer_alive != 0);
+	json_kbool(&j, "reader_alive", s->state.reader_alive != 0);
+	snapshot_json_ns_or_null(&j, "last_write_age_ns", snapshot_last_write_age(s));
+	json_kbool(&j, "stale", s->stale);
+	json_obj_end(&j);
+	json_end_line(&j);
+}
+
+static void print_state_text_header(void)
+{
+	printf("%8s %10s %10s %12s %12s %10s %6s %6s\n", "TIME", "WRITES/s", "READS/s", "WRITES",
+	       "READS", "LAST-WRITE", "WRITER", "READER");
+}
+
+static void fmt_time(char *buf, size_t n, uint64_t realtime_ns)
+{
+	time_t t = (time_t)(realtime_ns / 1000000000u);
+	struct tm tm;
+	if (localtime_r(&t, &tm))
+		strftime(buf, n, "%H:%M:%S", &tm);
+	else
+		snprintf(buf, n, "?");
+}
+
+static void print_state_text_sample(const struct snapshot *s, double writes, double reads)
+{
+	char when[16], w[16], r[16], last[32];
+	fmt_time(when, sizeof when, s->taken_realtime_ns);
+	units_fmt_rate(w, sizeof w, writes);
+	units_fmt_rate(r, sizeof r, reads);
+	uint64_t lw = snapshot_last_write_age(s);
+	if (lw == UINT64_MAX)
+		snprintf(last, sizeof last, "never");
+	else
+		units_fmt_duration(last, sizeof last, lw);
+	printf("%8s %10s %10s %12llu %12llu %10s %6s %6s\n", when, w, r,
+	       (unsigned long long)s->state.writes, (unsigned long long)s->state.reads, last,
+	       s->state.writer_alive ? "yes" : "no", s->state.reader_alive ? "yes" : "no");
+}
+
 static void print_text_header(void)
 {
 	printf("%8s %9s %11s %9s %11s %9s %6s %8s %8s %4s %5s\n", "TIME", "REC-IN/s", "BYTES-IN/s",
@@ -81,12 +137,7 @@ static void print_text_sample(const struct snapshot *s, const struct rates *r)
 {
 	char when[16], rin[16], rout[16], bin[32], bout[32], used[32], full[16], empty[16],
 		prod[16];
-	time_t t = (time_t)(s->taken_realtime_ns / 1000000000u);
-	struct tm tm;
-	if (localtime_r(&t, &tm))
-		strftime(when, sizeof when, "%H:%M:%S", &tm);
-	else
-		snprintf(when, sizeof when, "?");
+	fmt_time(when, sizeof when, s->taken_realtime_ns);
 	units_fmt_rate(rin, sizeof rin, r->rec_in);
 	units_fmt_rate(rout, sizeof rout, r->rec_out);
 	units_fmt_size(bin, sizeof bin, (uint64_t)(r->bytes_in + 0.5));
@@ -161,7 +212,9 @@ int cmd_stat(int argc, char **argv)
 	rc = snapshot_take(ch, prev);
 	if (rc < 0)
 		goto out;
-	if (!json)
+	if (!json && prev->is_state)
+		print_state_text_header();
+	else if (!json)
 		print_text_header();
 	fflush(stdout);
 	uint64_t start = prev->taken_ns;
@@ -174,6 +227,19 @@ int cmd_stat(int argc, char **argv)
 		uint64_t dt = cur->taken_ns - prev->taken_ns;
 		if (dt == 0)
 			dt = 1;
+		if (cur->is_state) {
+			double w = per_s(cur->state.writes, prev->state.writes, dt);
+			double r = per_s(cur->state.reads, prev->state.reads, dt);
+			if (json)
+				print_state_json_sample(name, cur, w, r, dt, seq);
+			else
+				print_state_text_sample(cur, w, r);
+			fflush(stdout);
+			struct snapshot *t = prev;
+			prev = cur;
+			cur = t;
+			continue;
+		}
 		struct rates r = {
 			.rec_in = per_s(cur->records_in, prev->records_in, dt),
 			.rec_out = per_s(cur->records_out, prev->records_out, dt),

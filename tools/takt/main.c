@@ -20,11 +20,12 @@ static const struct cli_cmd commands[] = {
 	{"ls", cmd_ls, "list channels with liveness, fill level and counters", usage_ls},
 	{"info", cmd_info, "show one channel's configuration and the state of each lane", usage_info},
 	{"stat", cmd_stat, "watch one channel's rates (records/s, bytes/s, fill)", usage_stat},
-	{"create", cmd_create, "create a queue channel", usage_create},
+	{"create", cmd_create, "create a queue or state channel", usage_create},
 	{"rm", cmd_rm, "remove channels (refuses live ones unless --force)", usage_rm},
 	{"gc", cmd_gc, "remove stale channels (no live endpoint)", usage_gc},
 	{"send", cmd_send, "send records from the command line or stdin", usage_send},
 	{"recv", cmd_recv, "receive records to stdout", usage_recv},
+	{"state", cmd_state, "read or write the image of a state channel (get, set)", usage_state},
 	{"bench", cmd_bench, "run the benchmark suite (takt-bench)", usage_bench},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])

@@ -13,6 +13,17 @@ int snapshot_take(takt_channel *ch, struct snapshot *s)
 	int rc = takt_channel_config_get(ch, &s->cfg);
 	if (rc < 0)
 		return rc;
+	if (s->cfg.kind == CLI_KIND_STATE) {
+		s->is_state = true;
+		rc = takt_state_stats_get(ch, &s->state);
+		if (rc < 0)
+			return rc;
+		rc = takt_channel_is_stale(ch);
+		if (rc < 0)
+			return rc;
+		s->stale = rc == 1;
+		return 0;
+	}
 	rc = takt_consumer_stats_get(ch, &s->consumer);
 	if (rc < 0)
 		return rc;
@@ -49,7 +60,32 @@ int snapshot_take(takt_channel *ch, struct snapshot *s)
 
 const char *snapshot_kind_name(uint32_t kind)
 {
-	return kind == 1 ? "queue" : NULL;
+	switch (kind) {
+	case CLI_KIND_QUEUE: return "queue";
+	case CLI_KIND_STATE: return "state";
+	default: return NULL;
+	}
+}
+
+uint64_t snapshot_since(uint64_t now, uint64_t stamp)
+{
+	if (stamp == 0)
+		return UINT64_MAX;
+	return now > stamp ? now - stamp : 0;
+}
+
+uint64_t snapshot_last_write_age(const struct snapshot *s)
+{
+	return snapshot_since(s->taken_ns, s->state.writer_last_ns);
+}
+
+void snapshot_json_ns_or_null(struct json *j, const char *key, uint64_t ns)
+{
+	json_key(j, key);
+	if (ns == UINT64_MAX)
+		json_null(j);
+	else
+		json_u64(j, ns);
 }
 
 double snapshot_fill_percent(const struct snapshot *s)
@@ -71,6 +107,23 @@ void snapshot_json_summary(struct json *j, const char *name, const struct snapsh
 		json_kstr(j, "kind", kind);
 	else
 		json_ku64(j, "kind", s->cfg.kind);
+	if (s->is_state) {
+		const struct takt_state_stats *st = &s->state;
+		json_ku64(j, "image_size", st->image_size);
+		json_ku64(j, "writes", st->writes);
+		json_ku64(j, "reads", st->reads);
+		json_kbool(j, "writer_alive", st->writer_alive != 0);
+		json_kbool(j, "reader_alive", st->reader_alive != 0);
+		json_ki64(j, "writer_pid", st->writer_pid);
+		json_ki64(j, "reader_pid", st->reader_pid);
+		snapshot_json_ns_or_null(j, "last_write_age_ns", snapshot_last_write_age(s));
+		snapshot_json_ns_or_null(j, "last_read_age_ns",
+					 snapshot_since(s->taken_ns, st->reader_last_ns));
+		json_ku64(j, "created_ns", s->cfg.created_ns);
+		json_ku64(j, "age_ns", snapshot_age_ns(s));
+		json_kbool(j, "stale", s->stale);
+		return;
+	}
 	json_ku64(j, "lanes", s->cfg.lanes);
 	json_ku64(j, "capacity", s->cfg.capacity);
 	json_ku64(j, "max_record", s->cfg.max_record);

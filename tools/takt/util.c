@@ -59,6 +59,8 @@ int cli_exit_for(int err)
 
 int cli_fail(const char *name, int err)
 {
+	if (err == -EPROTOTYPE) /* takt_strerror does not know it: strerror's words are about sockets */
+		return cli_open_fail(name, err);
 	if (name)
 		cli_chan_err(name, "%s", takt_strerror(err));
 	else
@@ -73,6 +75,7 @@ const char *cli_open_error_text(int err)
 	case EAGAIN: return "not ready (being created, or its creator died)";
 	case EBADMSG: return "corrupt or not a takt segment";
 	case EPROTONOSUPPORT: return "unsupported layout version";
+	case EPROTOTYPE: return "wrong kind of channel (a queue call on a state channel, or the reverse)";
 	default: return takt_strerror(err);
 	}
 }
@@ -98,6 +101,7 @@ const char *cli_errno_name(int err)
 	case EBADMSG: return "EBADMSG";
 	case EPROTONOSUPPORT: return "EPROTONOSUPPORT";
 	case EBUSY: return "EBUSY";
+	case EPROTOTYPE: return "EPROTOTYPE";
 	case ETIMEDOUT: return "ETIMEDOUT";
 	case EALREADY: return "EALREADY";
 	case ENOMEM: return "ENOMEM";
