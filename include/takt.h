@@ -248,8 +248,9 @@ TAKT_API int takt_consumer_set_lane_burst(takt_consumer *c, unsigned records);
  * Copy the next record into buf.  Never blocks.
  * Returns the payload length; -EAGAIN if every lane is empty; -EMSGSIZE if
  * cap is too small (the record stays queued, msg->len tells the size
- * needed); -EBADMSG if a lane was found corrupted (reported once per lane;
- * the lane is then skipped).  msg may be NULL; when given it receives
+ * needed); -EBADMSG when a lane is found corrupted (reported once for that
+ * lane, which is then skipped while other lanes have data; when every lane
+ * is broken, every call returns it).  msg may be NULL; when given it receives
  * data (= buf), len, type and lane.
  */
 TAKT_API int takt_try_recv(takt_consumer *c, void *buf, size_t cap, struct takt_msg *msg);
