@@ -36,6 +36,7 @@ int takt_consumer_attach(takt_channel *ch, takt_consumer **out)
 		free(c);
 		return rc;
 	}
+	TAKT_FAULT_POINT(TAKT_FP_RX_OPEN_SLOT);
 	c->ch = ch;
 	c->lanes = lanes;
 	c->burst = c->burst_left = TAKT_DEFAULT_LANE_BURST;
@@ -79,9 +80,11 @@ int takt_consumer_attach(takt_channel *ch, takt_consumer **out)
 		return rc;
 	}
 	atomic_store_explicit(&c->seg->pid, (uint32_t)getpid(), memory_order_relaxed);
+	TAKT_FAULT_POINT(TAKT_FP_RX_OPEN_PID);
 	atomic_store_explicit(&c->seg->start_time, takt_self_start_time(), memory_order_relaxed);
 	atomic_fetch_add_explicit(&c->seg->epoch, 1, memory_order_relaxed);
 	atomic_store_explicit(&c->seg->last_ns, takt_coarse_ns(), memory_order_relaxed);
+	TAKT_FAULT_POINT(TAKT_FP_RX_OPEN_DONE);
 	atomic_fetch_add_explicit(&ch->attached, 1, memory_order_relaxed);
 	*out = c;
 	return 0;
@@ -108,8 +111,8 @@ static void publish_lane(takt_consumer *c, unsigned k)
 {
 	struct takt_consumer_lane *l = &c->lane[k];
 	takt_lane_rx_publish(&l->rx);
-	TAKT_FAULT_POINT(11);
 	takt_doorbell_ring(&l->wake_producer);
+	TAKT_FAULT_POINT(TAKT_FP_RX_RUNG);
 }
 
 void takt_consumer_close(takt_consumer *c)
@@ -121,6 +124,7 @@ void takt_consumer_close(takt_consumer *c)
 			publish_lane(c, k);
 	takt_channel *ch = c->ch;
 	atomic_store_explicit(&c->seg->last_ns, takt_coarse_ns(), memory_order_relaxed);
+	TAKT_FAULT_POINT(TAKT_FP_RX_CLOSE);
 	close_sems(c);
 	takt_slot_release(ch, TAKT_SLOT_CONSUMER);
 	atomic_fetch_sub_explicit(&ch->attached, 1, memory_order_relaxed);
@@ -158,6 +162,7 @@ static void count_empty(takt_consumer *c)
 {
 	c->empty_events++;
 	atomic_store_explicit(&c->seg->empty_events, c->empty_events, memory_order_relaxed);
+	TAKT_FAULT_POINT(TAKT_FP_RX_EMPTY);
 }
 
 /*
@@ -222,7 +227,7 @@ int takt_try_recv(takt_consumer *c, void *buf, size_t cap, struct takt_msg *msg)
 		return -EMSGSIZE; /* the record stays queued */
 	}
 	memcpy(buf, rx->data + payload, len);
-	TAKT_FAULT_POINT(10);
+	TAKT_FAULT_POINT(TAKT_FP_RX_COPIED);
 	takt_lane_rx_consume(rx, len);
 	publish_lane(c, k);
 	took_one(c);
@@ -268,7 +273,9 @@ int takt_try_recv_batch(takt_consumer *c, struct takt_msg *msgs, unsigned n, voi
 		}
 		uint8_t *dst = (uint8_t *)buf + used;
 		memcpy(dst, rx->data + payload, len);
+		TAKT_FAULT_POINT(TAKT_FP_RX_COPIED);
 		takt_lane_rx_consume(rx, len);
+		TAKT_FAULT_POINT(TAKT_FP_RX_BATCH_MID);
 		msgs[got].data = dst;
 		msgs[got].len = len;
 		msgs[got].type = type;
@@ -311,6 +318,7 @@ int takt_release(takt_consumer *c)
 {
 	if (!c->peeked)
 		return -EALREADY;
+	TAKT_FAULT_POINT(TAKT_FP_RX_RELEASE_CALL);
 	c->peeked = false;
 	struct takt_lane_rx *rx = &c->lane[c->peek_lane].rx;
 	takt_lane_rx_consume(rx, c->peek_len);

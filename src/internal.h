@@ -58,7 +58,6 @@ void takt_tx_sem_name(char *out, const char *name, unsigned lane);
 
 /* ---- segment.c ---- */
 void takt_sems_unlink(const char *name, unsigned lanes);
-unsigned takt_lane_count_hint(int fd);
 int takt_segment_map(const char *name, unsigned flags, struct takt_channel *ch);
 void takt_segment_unmap(struct takt_channel *ch);
 int takt_geometry_check(const struct takt_seg_header *hdr, uint64_t file_size,

@@ -55,6 +55,10 @@ int takt_lane_recover_tail(struct takt_lane_tx *tx)
 		struct takt_rec_header *h = (struct takt_rec_header *)(tx->data + idx);
 		uint64_t word = atomic_load_explicit(&h->commit, memory_order_acquire);
 		if (word == takt_rec_word(pos)) {
+			/* as in takt_lane_rx_peek: no record header starts
+			 * in the last 8 bytes, and len lies beyond them */
+			if (idx > tx->capacity - TAKT_REC_HEADER)
+				goto corrupt;
 			uint32_t len = atomic_load_explicit(&h->len, memory_order_relaxed);
 			if (len > tx->max_record || idx + takt_rec_size(len) > tx->capacity)
 				goto corrupt;
@@ -73,6 +77,7 @@ int takt_lane_recover_tail(struct takt_lane_tx *tx)
 	/* relaxed: bookkeeping (see lane.h).  The word at pos does not match,
 	 * which is all the consumer needs; the next publish zeroes past it. */
 	atomic_store_explicit(&tx->ctrl->tail, pos, memory_order_relaxed);
+	TAKT_FAULT_POINT(TAKT_FP_TX_RECOVERED);
 	return 0;
 corrupt:
 	takt_lane_tx_mark_broken(tx);

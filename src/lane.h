@@ -42,7 +42,10 @@
  *    (takt_lane_recover_tail, bounded by the capacity).
  *  - Every value read from the segment (commit, len, head) is read once
  *    into a local and validated before use; a violation marks the lane
- *    broken and returns -EBADMSG.  No value from the segment can make us
+ *    broken and returns -EBADMSG.  A matching commit word in the last 8
+ *    bytes of the data area (where only padding fits) is a violation too,
+ *    checked before len is read: len would lie past the data area, in the
+ *    last lane possibly past the mapping.  No value from the segment can make us
  *    touch memory outside the lane's data area or loop without bound.
  *
  * MEMORY ORDERS (each one, and what it orders)
@@ -66,6 +69,7 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include "fault.h"
 #include "internal.h"
 
 static inline uint64_t takt_rec_size(uint64_t len)
@@ -120,7 +124,9 @@ static inline void takt_lane_tx_header(struct takt_lane_tx *tx, uint64_t pos, ui
 {
 	struct takt_rec_header *h = takt_rec_at(tx->data, tx->mask, pos);
 	atomic_store_explicit(&h->len, len, memory_order_relaxed);
+	TAKT_FAULT_POINT(TAKT_FP_TX_LEN);
 	atomic_store_explicit(&h->type, type, memory_order_relaxed);
+	TAKT_FAULT_POINT(TAKT_FP_TX_TYPE);
 }
 
 /* Commit word of a padding record at pos; relaxed unless it is the first of
@@ -146,6 +152,7 @@ static inline void takt_lane_tx_publish(struct takt_lane_tx *tx, uint64_t end, u
 	struct takt_rec_header *next = takt_rec_at(tx->data, tx->mask, end);
 	/* relaxed: ordered before the consumer's view by the release below. */
 	atomic_store_explicit(&next->commit, 0, memory_order_relaxed);
+	TAKT_FAULT_POINT(TAKT_FP_TX_ZERO_NEXT);
 	struct takt_rec_header *first = takt_rec_at(tx->data, tx->mask, tx->tail);
 	tx->tail = end;
 	tx->records += records;
@@ -154,17 +161,22 @@ static inline void takt_lane_tx_publish(struct takt_lane_tx *tx, uint64_t end, u
 	 * before the commit so a committed end never exceeds the published
 	 * tail (the takeover walk checks that). */
 	atomic_store_explicit(&tx->ctrl->tail, end, memory_order_relaxed);
+	TAKT_FAULT_POINT(TAKT_FP_TX_TAIL);
 	atomic_store_explicit(&tx->ctrl->records_sent, tx->records, memory_order_relaxed);
+	TAKT_FAULT_POINT(TAKT_FP_TX_RECORDS);
 	atomic_store_explicit(&tx->ctrl->bytes_sent, tx->bytes, memory_order_relaxed);
+	TAKT_FAULT_POINT(TAKT_FP_TX_BYTES);
 	/* release: publishes payloads, headers, the zeroed next word and the
 	 * other commit words of this publication (see the protocol above). */
 	atomic_store_explicit(&first->commit, first_word, memory_order_release);
+	TAKT_FAULT_POINT(TAKT_FP_TX_COMMITTED);
 }
 
 static inline void takt_lane_tx_count_full(struct takt_lane_tx *tx)
 {
 	tx->full_events++;
 	atomic_store_explicit(&tx->ctrl->full_events, tx->full_events, memory_order_relaxed);
+	TAKT_FAULT_POINT(TAKT_FP_TX_FULL);
 }
 
 /* ---- Consumer side ----------------------------------------------------- */
@@ -200,6 +212,13 @@ static inline int takt_lane_rx_peek(struct takt_lane_rx *rx, uint32_t *len, uint
 		/* acquire: pairs with the producer's release of this word. */
 		uint64_t word = atomic_load_explicit(&hdr->commit, memory_order_acquire);
 		if (TAKT_LIKELY(word == takt_rec_word(h))) {
+			/* A record header needs 16 bytes before the end of the
+			 * data area; only padding (8 bytes) can start later.
+			 * Checked before len is read: in the last lane the
+			 * 8 bytes after the data area may lie past the end of
+			 * the mapping. */
+			if (TAKT_UNLIKELY(idx > rx->capacity - TAKT_REC_HEADER))
+				return takt_lane_rx_corrupt(rx);
 			/* read once, validate the locals, use only them */
 			uint32_t l = atomic_load_explicit(&hdr->len, memory_order_relaxed);
 			uint32_t t = atomic_load_explicit(&hdr->type, memory_order_relaxed);
@@ -217,6 +236,7 @@ static inline int takt_lane_rx_peek(struct takt_lane_rx *rx, uint32_t *len, uint
 			return takt_lane_rx_corrupt(rx);
 		rx->head = h + (rx->capacity - idx);
 		rx->dirty = true;
+		TAKT_FAULT_POINT(TAKT_FP_RX_PAD_SKIPPED);
 	}
 	return takt_lane_rx_corrupt(rx); /* two paddings in a row: never written */
 }
@@ -234,10 +254,13 @@ static inline void takt_lane_rx_publish(struct takt_lane_rx *rx)
 {
 	rx->dirty = false;
 	atomic_store_explicit(&rx->ctrl->records_received, rx->records, memory_order_relaxed);
+	TAKT_FAULT_POINT(TAKT_FP_RX_RECORDS);
 	atomic_store_explicit(&rx->ctrl->bytes_received, rx->bytes, memory_order_relaxed);
+	TAKT_FAULT_POINT(TAKT_FP_RX_BYTES);
 	/* release: our reads of the consumed payloads happen before the
 	 * producer, acquiring this head, reuses their space. */
 	atomic_store_explicit(&rx->ctrl->head, rx->head, memory_order_release);
+	TAKT_FAULT_POINT(TAKT_FP_RX_HEAD);
 }
 
 /* Is a record (or padding) committed at the head?  For waits; no side effects. */

@@ -86,10 +86,9 @@ int takt_unlink_stale(const char *name)
 		close(fd);
 		return -EBUSY;
 	}
-	unsigned lanes = takt_lane_count_hint(fd);
 	rc = shm_unlink(obj) == 0 ? 0 : -errno;
-	if (rc == 0)
-		takt_sems_unlink(name, lanes);
+	if (rc == 0) /* every possible name: the header may be corrupted */
+		takt_sems_unlink(name, TAKT_LANES_MAX);
 	close(fd);
 	return rc;
 }

@@ -36,6 +36,7 @@ int takt_producer_attach(takt_channel *ch, takt_producer **out)
 	}
 	if (rc < 0)
 		goto fail_free;
+	TAKT_FAULT_POINT(TAKT_FP_TX_OPEN_SLOT);
 	p->ch = ch;
 	p->lane = lane;
 	p->spin_ns = TAKT_DEFAULT_SPIN_NS;
@@ -67,9 +68,11 @@ int takt_producer_attach(takt_channel *ch, takt_producer **out)
 
 	/* display only: who holds the lane now */
 	atomic_store_explicit(&tx->ctrl->pid, (uint32_t)getpid(), memory_order_relaxed);
+	TAKT_FAULT_POINT(TAKT_FP_TX_OPEN_PID);
 	atomic_store_explicit(&tx->ctrl->start_time, takt_self_start_time(), memory_order_relaxed);
 	atomic_fetch_add_explicit(&tx->ctrl->epoch, 1, memory_order_relaxed);
 	atomic_store_explicit(&tx->ctrl->last_ns, takt_coarse_ns(), memory_order_relaxed);
+	TAKT_FAULT_POINT(TAKT_FP_TX_OPEN_DONE);
 	atomic_fetch_add_explicit(&ch->attached, 1, memory_order_relaxed);
 	*out = p;
 	return 0;
@@ -105,6 +108,7 @@ void takt_producer_close(takt_producer *p)
 		return;
 	takt_channel *ch = p->ch;
 	atomic_store_explicit(&p->tx.ctrl->last_ns, takt_coarse_ns(), memory_order_relaxed);
+	TAKT_FAULT_POINT(TAKT_FP_TX_CLOSE);
 	takt_sem_close(p->space.sem);
 	takt_sem_close(p->wake_consumer.sem);
 	takt_slot_release(ch, TAKT_SLOT_LANE(p->lane));
@@ -160,12 +164,12 @@ static inline void publish_one(takt_producer *p, uint64_t pos, uint64_t pad, uin
 		 * ring, last: the consumer meets the padding first. */
 		atomic_store_explicit(&takt_rec_at(tx->data, tx->mask, pos)->commit, first,
 				      memory_order_relaxed);
+		TAKT_FAULT_POINT(TAKT_FP_TX_EARLY_COMMIT);
 		first = takt_pad_word(tx->tail);
 	}
-	TAKT_FAULT_POINT(1);
 	takt_lane_tx_publish(tx, pos + takt_rec_size(len), first, 1, len);
-	TAKT_FAULT_POINT(2);
 	takt_doorbell_ring(&p->wake_consumer);
+	TAKT_FAULT_POINT(TAKT_FP_TX_RUNG);
 }
 
 int takt_try_send(takt_producer *p, uint32_t type, const void *data, size_t len)
@@ -179,7 +183,7 @@ int takt_try_send(takt_producer *p, uint32_t type, const void *data, size_t len)
 	p->reserved = false; /* a send replaces an uncommitted reservation */
 	if (len)
 		memcpy(p->tx.data + (pos & p->tx.mask) + TAKT_REC_HEADER, data, len);
-	TAKT_FAULT_POINT(0);
+	TAKT_FAULT_POINT(TAKT_FP_TX_PAYLOAD);
 	publish_one(p, pos, pad, (uint32_t)len, type);
 	return 0;
 }
@@ -210,6 +214,7 @@ int takt_commit(takt_producer *p, uint32_t type, size_t len)
 		return -EINVAL;
 	if (p->tx.broken)
 		return -EBADMSG;
+	TAKT_FAULT_POINT(TAKT_FP_TX_COMMIT_CALL);
 	p->reserved = false;
 	publish_one(p, p->res_pos, p->res_pad, (uint32_t)len, type);
 	return 0;
@@ -256,23 +261,29 @@ int takt_try_send_batch(takt_producer *p, const struct takt_msg *msgs, unsigned 
 		if (pad) {
 			if (cur == tx->tail)
 				first = takt_pad_word(cur);
-			else
+			else {
 				atomic_store_explicit(&takt_rec_at(tx->data, tx->mask, cur)->commit,
 						      takt_pad_word(cur), memory_order_relaxed);
+				TAKT_FAULT_POINT(TAKT_FP_TX_EARLY_COMMIT);
+			}
 			cur += pad;
 		}
 		if (m->len)
 			memcpy(tx->data + (cur & tx->mask) + TAKT_REC_HEADER, m->data, m->len);
+		TAKT_FAULT_POINT(TAKT_FP_TX_PAYLOAD);
 		takt_lane_tx_header(tx, cur, m->len, m->type);
-		if (cur == tx->tail)
+		if (cur == tx->tail) {
 			first = takt_rec_word(cur);
-		else
+		} else {
 			atomic_store_explicit(&takt_rec_at(tx->data, tx->mask, cur)->commit,
 					      takt_rec_word(cur), memory_order_relaxed);
+			TAKT_FAULT_POINT(TAKT_FP_TX_EARLY_COMMIT);
+		}
 		cur += rec;
 	}
 	takt_lane_tx_publish(tx, end, first, count, bytes);
 	takt_doorbell_ring(&p->wake_consumer);
+	TAKT_FAULT_POINT(TAKT_FP_TX_RUNG);
 	return (int)count;
 }
 

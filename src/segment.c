@@ -381,25 +381,6 @@ void takt_segment_unmap(struct takt_channel *ch)
 	ch->fd = -1;
 }
 
-/* The lane count a segment's header claims, to know which semaphores to
- * remove; TAKT_LANES_MAX when the header cannot be read or is not ours. */
-unsigned takt_lane_count_hint(int fd)
-{
-	unsigned lanes = TAKT_LANES_MAX;
-	struct stat st;
-	if (fstat(fd, &st) != 0 || (uint64_t)st.st_size < TAKT_SEG_HEADER_SIZE)
-		return lanes;
-	void *hp = mmap(NULL, TAKT_SEG_HEADER_SIZE, PROT_READ, MAP_SHARED, fd, 0);
-	if (hp == MAP_FAILED)
-		return lanes;
-	struct takt_seg_header copy;
-	memcpy(&copy, hp, sizeof copy);
-	munmap(hp, TAKT_SEG_HEADER_SIZE);
-	if (copy.magic == TAKT_MAGIC && copy.lane_count >= 1 && copy.lane_count <= TAKT_LANES_MAX)
-		lanes = copy.lane_count;
-	return lanes;
-}
-
 int takt_unlink(const char *name)
 {
 	int rc = takt_name_check(name);
@@ -407,14 +388,10 @@ int takt_unlink(const char *name)
 		return rc;
 	char obj[TAKT_OBJ_NAME_MAX];
 	takt_obj_name(obj, name, "");
-	unsigned lanes = TAKT_LANES_MAX;
-	int fd = shm_open(obj, O_RDONLY | O_CLOEXEC, 0);
-	if (fd >= 0) {
-		lanes = takt_lane_count_hint(fd);
-		close(fd);
-	}
 	if (shm_unlink(obj) != 0)
 		return -errno;
-	takt_sems_unlink(name, lanes);
+	/* Every possible semaphore name: the header's lane count may be
+	 * corrupted, and a missing name costs one ENOENT. */
+	takt_sems_unlink(name, TAKT_LANES_MAX);
 	return 0;
 }

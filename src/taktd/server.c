@@ -1,0 +1,823 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * server.c - the event loop: accept, read and parse, protocol operations,
+ * fan-out into send buffers, write, close, and the SIGTERM drain.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "server.h"
+
+#define RX_INIT (64u << 10)
+#define RX_SLACK (64u << 10)
+#define TX_HIGH (256u << 10)        /* fill the send buffer from queues up to this */
+#define TX_STOP_READING (1u << 20)  /* stop reading a client whose replies pile up */
+#define FRAME_OUT_MAX (256u << 10)  /* largest DATA_BATCH the server builds */
+#define CLOSE_GRACE_MS 2000
+
+uint64_t td_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static size_t tx_pending(const struct conn *c) { return c->tx_len - c->tx_head; }
+
+/* Room for len more bytes at the end of the send buffer; NULL if out of memory. */
+static uint8_t *tx_reserve(struct conn *c, size_t len)
+{
+	if (c->tx_head && c->tx_head == c->tx_len)
+		c->tx_head = c->tx_len = 0;
+	if (c->tx_cap - c->tx_len < len && c->tx_head) {
+		memmove(c->tx, c->tx + c->tx_head, c->tx_len - c->tx_head);
+		c->tx_len -= c->tx_head;
+		c->tx_head = 0;
+	}
+	if (c->tx_cap - c->tx_len < len) {
+		size_t cap = c->tx_cap ? c->tx_cap : 4096;
+		while (cap - c->tx_len < len)
+			cap *= 2;
+		uint8_t *t = realloc(c->tx, cap);
+		if (!t)
+			return NULL;
+		c->tx = t;
+		c->tx_cap = cap;
+	}
+	uint8_t *p = c->tx + c->tx_len;
+	c->tx_len += len;
+	return p;
+}
+
+static void conn_acks(struct conn *c);
+
+static void op_emit(void *ctx, const void *frame, size_t len)
+{
+	struct conn *c = ctx;
+	const uint8_t *f = frame;
+	if (td_get16(f + 4) == TD_ERROR && (td_get16(f + 6) & TD_F_FATAL))
+		conn_acks(c); /* tell what was committed before the last word */
+	uint8_t *p = tx_reserve(c, len);
+	if (p)
+		memcpy(p, frame, len);
+	else
+		c->dead = true; /* closed at the next flush */
+	conn_mark_dirty(c);
+}
+
+static void emit_error(struct conn *c, uint32_t chan, uint32_t req, uint32_t code, int sys_errno,
+		       const char *msg)
+{
+	uint8_t out[TD_HDR_SIZE + TD_ERROR_BODY + TD_ERROR_MSG_MAX];
+	op_emit(c, out, td_enc_error(out, 0, chan, req, code, (uint32_t)sys_errno, msg));
+}
+
+static void conn_acks(struct conn *c)
+{
+	uint8_t out[TD_HDR_SIZE + TD_ACK_BODY];
+	for (struct attach *a = c->attaches; a; a = a->next)
+		if (a->role == TD_ROLE_PRODUCE && a->committed != a->acked) {
+			a->acked = a->committed;
+			uint8_t *p = tx_reserve(c, sizeof(out));
+			if (p)
+				td_enc_u64s(p, TD_ACK, a->id, 0, a->committed, 0, 1);
+		}
+}
+
+struct attach *conn_find(struct conn *c, uint32_t id)
+{
+	for (struct attach *a = c->attaches; a; a = a->next)
+		if (a->id == id)
+			return a;
+	return NULL;
+}
+
+/* ---- protocol operations ------------------------------------------------ */
+
+static int op_hello(void *ctx, uint32_t req, const struct td_hello *h, uint32_t max_out)
+{
+	struct conn *c = ctx;
+	struct server *s = c->srv;
+	(void)max_out;
+	if (!policy_admits(&s->policy, c->uid, c->gid)) {
+		LOGW("refused uid %u gid %u pid %d: no policy rule", (unsigned)c->uid, (unsigned)c->gid,
+		     (int)c->pid);
+		return -TD_E_DENIED;
+	}
+	LOGD("hello from pid %d uid %u (%.*s)", (int)c->pid, (unsigned)c->uid, (int)h->name_len,
+	     (const char *)h->name);
+	uint8_t out[TD_HDR_SIZE + TD_WELCOME_BODY];
+	op_emit(c, out,
+		td_enc_welcome(out, req, s->cfg.max_frame, s->policy.max_attach, s->policy.queue_limit,
+			       (uint32_t)c->uid, (uint32_t)c->gid, (uint32_t)getpid()));
+	return 0;
+}
+
+static int op_attach(void *ctx, uint32_t req, const struct td_attach *a)
+{
+	struct conn *c = ctx;
+	struct server *s = c->srv;
+	char msg[TD_ERROR_MSG_MAX];
+	unsigned roles = a->role == TD_ROLE_PRODUCE ? POL_PRODUCE : POL_CONSUME;
+	if (a->flags & TD_A_CREATE)
+		roles |= POL_CREATE;
+	if (!a->name[0]) {
+		emit_error(c, 0, req, TD_E_INVALID, EINVAL, "bad channel name");
+		return 0;
+	}
+	if (s->stopping) {
+		emit_error(c, 0, req, TD_E_SHUTDOWN, 0, "server is stopping");
+		return 0;
+	}
+	if (!policy_allows(&s->policy, c->uid, c->gid, a->name, roles)) {
+		snprintf(msg, sizeof(msg), "policy does not allow uid %u to %s%s %s", (unsigned)c->uid,
+			 a->flags & TD_A_CREATE ? "create and " : "",
+			 a->role == TD_ROLE_PRODUCE ? "produce to" : "consume from", a->name);
+		emit_error(c, 0, req, TD_E_DENIED, EACCES, msg);
+		return 0;
+	}
+	if (c->nattach >= s->policy.max_attach) {
+		emit_error(c, 0, req, TD_E_LIMIT, 0, "too many attachments on this connection");
+		return 0;
+	}
+	if ((a->flags & TD_A_EXCL) && !(a->flags & TD_A_CREATE)) {
+		emit_error(c, 0, req, TD_E_INVALID, EINVAL, "EXCL without CREATE");
+		return 0;
+	}
+	int created = 0, rc = 0;
+	if (a->flags & TD_A_CREATE) {
+		struct takt_queue_config qc = { .capacity = a->capacity, .lanes = a->lanes,
+						.max_record = a->max_record, .mode = a->mode };
+		rc = takt_queue_create(a->name, &qc);
+		if (rc == 0)
+			created = 1;
+		else if (rc != -EEXIST || (a->flags & TD_A_EXCL))
+			goto fail;
+	}
+	struct attach *at = calloc(1, sizeof(*at));
+	if (!at) {
+		rc = -ENOMEM;
+		goto fail_created;
+	}
+	const struct takt_channel_config *cfg;
+	uint32_t limit = a->role == TD_ROLE_PRODUCE ? s->cfg.max_frame : c->proto.max_out;
+	if (a->role == TD_ROLE_PRODUCE) {
+		struct pbridge *pb;
+		rc = pbridge_get(s, a->name, &pb);
+		if (rc < 0)
+			goto fail_free;
+		at->pb = pb;
+		cfg = &pb->cfg;
+	} else {
+		struct cbridge *cb;
+		rc = cbridge_get(s, a->name, &cb);
+		if (rc < 0)
+			goto fail_free;
+		cfg = &cb->cfg;
+		at->slow = a->slow ? a->slow : s->policy.slow;
+		at->queue_limit = a->queue_limit ? a->queue_limit : s->policy.queue_limit;
+		if (at->queue_limit > s->policy.max_queue_limit)
+			at->queue_limit = s->policy.max_queue_limit;
+		if (at->queue_limit < cfg->max_record + TD_BATCH_REC_HDR)
+			at->queue_limit = cfg->max_record + TD_BATCH_REC_HDR;
+		cbridge_sub(cb, at);
+	}
+	if ((uint64_t)cfg->max_record + TD_HDR_SIZE + TD_BATCH_REC_HDR > limit) {
+		snprintf(msg, sizeof(msg), "channel max_record %u does not fit in max_frame %u",
+			 cfg->max_record, limit);
+		if (at->pb)
+			pbridge_put(at->pb);
+		else
+			cbridge_unsub(at);
+		free(at);
+		emit_error(c, 0, req, TD_E_MSGSIZE, EMSGSIZE, msg);
+		return 0;
+	}
+	at->id = ++c->next_id;
+	at->role = a->role;
+	at->conn = c;
+	at->next = c->attaches;
+	c->attaches = at;
+	c->nattach++;
+	uint8_t out[TD_HDR_SIZE + TD_ATTACHED_BODY];
+	uint8_t *b = out + TD_HDR_SIZE;
+	td_put_hdr(out, sizeof(out), TD_ATTACHED, 0, at->id, req);
+	memset(b, 0, TD_ATTACHED_BODY);
+	td_put64(b, cfg->capacity);
+	td_put32(b + 8, cfg->lanes);
+	td_put32(b + 12, cfg->max_record);
+	td_put16(b + 16, (uint16_t)a->role);
+	b[18] = (uint8_t)at->slow;
+	b[19] = (uint8_t)created;
+	td_put32(b + 20, at->queue_limit);
+	td_put64(b + 24, cfg->nonce);
+	op_emit(c, out, sizeof(out));
+	LOGD("pid %d attached %s as %s, id %u%s", (int)c->pid, a->name,
+	     a->role == TD_ROLE_PRODUCE ? "producer" : "consumer", at->id, created ? " (created)" : "");
+	return 0;
+
+fail_free:
+	free(at);
+fail_created:
+	if (created)
+		takt_unlink(a->name);
+fail:
+	snprintf(msg, sizeof(msg), "%s: %s", a->name, takt_strerror(rc));
+	emit_error(c, 0, req, td_errno_code(rc), -rc, msg);
+	return 0;
+}
+
+static void attach_drop(struct conn *c, struct attach *a)
+{
+	for (struct attach **pp = &c->attaches; *pp; pp = &(*pp)->next)
+		if (*pp == a) {
+			*pp = a->next;
+			break;
+		}
+	if (c->rr == a)
+		c->rr = NULL;
+	c->nattach--;
+	if (a->pb) {
+		if (a->pb->owner == c && a->pb->owner_attach == a->id)
+			a->pb->owner = NULL;
+		pbridge_put(a->pb);
+	} else if (a->cb) {
+		cbridge_unsub(a);
+	}
+	attach_free_spans(a);
+	free(a);
+}
+
+static void op_detach(void *ctx, uint32_t chan, uint32_t req)
+{
+	struct conn *c = ctx;
+	struct attach *a = conn_find(c, chan);
+	if (!a) {
+		emit_error(c, chan, req, TD_E_BAD_CHANNEL, 0, "no such channel id");
+		return;
+	}
+	uint8_t out[TD_HDR_SIZE + TD_DETACHED_BODY];
+	conn_acks(c);
+	if (a->role == TD_ROLE_PRODUCE)
+		td_enc_u64s(out, TD_DETACHED, chan, req, a->committed, 0, 2);
+	else
+		td_enc_u64s(out, TD_DETACHED, chan, req, a->delivered, a->dropped_total, 2);
+	op_emit(c, out, sizeof(out));
+	attach_drop(c, a);
+}
+
+static int op_produce(void *ctx, uint32_t chan, const struct takt_msg *m, unsigned n, bool *blocked)
+{
+	struct conn *c = ctx;
+	struct attach *a = conn_find(c, chan);
+	if (!a || a->role != TD_ROLE_PRODUCE)
+		return -TD_E_BAD_CHANNEL;
+	struct pbridge *pb = a->pb;
+	if (pb->busy || c->srv->stopping) {
+		if (!c->srv->stopping)
+			pbridge_wait(pb, c);
+		*blocked = true;
+		return 0;
+	}
+	unsigned done = 0;
+	while (done < n) {
+		int r = takt_try_send_batch(pb->prod, m + done, n - done);
+		if (r > 0) {
+			done += (unsigned)r;
+			a->committed += (unsigned)r;
+			continue;
+		}
+		if (r != -EAGAIN)
+			return -(int)td_errno_code(r);
+		/* Full: the waiter sends this record when there is room. */
+		if (m[done].len > pb->cfg.max_record)
+			return -TD_E_MSGSIZE;
+		if (m[done].type >= TAKT_TYPE_RESERVED)
+			return -TD_E_INVALID;
+		if (!pb->w.running) {
+			if (waiter_start(&pb->w) < 0)
+				return -TD_E_NOMEM;
+		}
+		if (waiter_give(&pb->w, m[done].type, m[done].data, m[done].len) < 0)
+			return -TD_E_NOMEM;
+		pb->busy = true;
+		pb->owner = c;
+		pb->owner_attach = a->id;
+		*blocked = true;
+		return (int)done + 1;
+	}
+	return (int)done;
+}
+
+static void op_bye(void *ctx)
+{
+	struct conn *c = ctx;
+	uint8_t out[TD_HDR_SIZE];
+	conn_acks(c);
+	op_emit(c, out, td_enc_empty(out, TD_BYE, 0, 0));
+}
+
+static const struct proto_ops ops = {
+	.emit = op_emit,
+	.hello = op_hello,
+	.attach = op_attach,
+	.detach = op_detach,
+	.produce = op_produce,
+	.bye = op_bye,
+};
+
+/* ---- connection I/O ------------------------------------------------------ */
+
+void conn_mark_dirty(struct conn *c)
+{
+	if (c->in_dirty || c->dead)
+		return;
+	c->in_dirty = true;
+	c->dirty_next = c->srv->dirty;
+	c->srv->dirty = c;
+}
+
+static void conn_interest(struct conn *c)
+{
+	if (c->dead)
+		return;
+	uint32_t want = 0;
+	if (!c->closing && !c->paused && !c->srv->stopping && tx_pending(c) < TX_STOP_READING)
+		want |= LOOP_IN;
+	if (tx_pending(c))
+		want |= LOOP_OUT;
+	if (want != c->interest) {
+		c->interest = want;
+		c->srv->loop->ops->set(c->srv->loop, c->fd, want, &c->tag);
+	}
+}
+
+static void conn_close_now(struct conn *c)
+{
+	struct server *s = c->srv;
+	if (c->dead && c->fd < 0)
+		return;
+	c->dead = true;
+	if (c->closing)
+		s->nclosing--;
+	s->loop->ops->del(s->loop, c->fd);
+	close(c->fd);
+	c->fd = -1;
+	pbridge_unwait(c);
+	while (c->attaches)
+		attach_drop(c, c->attaches);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		s->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	s->nconns--;
+	c->next = s->zombies;
+	s->zombies = c;
+	LOGD("connection of pid %d closed", (int)c->pid);
+}
+
+static void conn_begin_close(struct conn *c, unsigned grace_ms)
+{
+	if (c->closing || c->dead)
+		return;
+	c->closing = true;
+	c->srv->nclosing++;
+	c->close_deadline = td_now_ms() + grace_ms;
+	pbridge_unwait(c);
+	conn_mark_dirty(c);
+}
+
+void conn_fatal(struct conn *c, uint32_t code, uint32_t chan, const char *msg)
+{
+	if (c->dead || c->closing)
+		return;
+	proto_fatal(&c->proto, &ops, c, code, chan, 0, 0, msg);
+	conn_begin_close(c, CLOSE_GRACE_MS);
+}
+
+/* Encode one DATA or DATA_BATCH frame from a's queue into the send buffer. */
+static bool encode_frame(struct conn *c, struct attach *a)
+{
+	uint32_t limit = c->proto.max_out < FRAME_OUT_MAX ? c->proto.max_out : FRAME_OUT_MAX;
+	uint64_t size = TD_HDR_SIZE;
+	unsigned n = 0;
+	for (struct span *sp = a->head; sp; sp = sp->next) {
+		unsigned i;
+		for (i = sp->lo; i < sp->hi; i++) {
+			uint64_t need = TD_BATCH_REC_HDR + sp->b->rec[i].len;
+			if (n && size + need > limit)
+				break;
+			size += need;
+			n++;
+		}
+		if (i < sp->hi)
+			break;
+	}
+	if (!n)
+		return false;
+	if (n == 1)
+		size -= TD_BATCH_REC_HDR;
+	uint8_t *p = tx_reserve(c, size);
+	if (!p) {
+		c->dead = true;
+		return false;
+	}
+	if (n == 1) {
+		struct span *sp = a->head;
+		const struct brec *r = &sp->b->rec[sp->lo];
+		td_put_hdr(p, (uint32_t)size, TD_DATA, 0, a->id, r->type);
+		memcpy(p + TD_HDR_SIZE, sp->b->data + r->off, r->len);
+	} else {
+		td_put_hdr(p, (uint32_t)size, TD_DATA_BATCH, 0, a->id, n);
+	}
+	p += TD_HDR_SIZE;
+	for (unsigned k = 0; k < n; k++) {
+		struct span *sp = a->head;
+		const struct brec *r = &sp->b->rec[sp->lo];
+		if (n > 1) {
+			td_put32(p, r->len);
+			td_put32(p + 4, r->type);
+			memcpy(p + TD_BATCH_REC_HDR, sp->b->data + r->off, r->len);
+			p += TD_BATCH_REC_HDR + r->len;
+		}
+		a->pending -= TD_BATCH_REC_HDR + r->len;
+		a->delivered++;
+		if (++sp->lo == sp->hi) {
+			a->head = sp->next;
+			if (!a->head)
+				a->tail = NULL;
+			batch_unref(sp->b);
+			free(sp);
+		}
+	}
+	return true;
+}
+
+/* Move queued records into the send buffer, round-robin over attachments. */
+static void conn_fill(struct conn *c)
+{
+	if (c->closing || c->proto.state == PROTO_CLOSED)
+		return;
+	bool progress = true;
+	while (progress && tx_pending(c) < TX_HIGH && !c->dead) {
+		progress = false;
+		for (struct attach *a = c->attaches; a && tx_pending(c) < TX_HIGH; a = a->next) {
+			if (a->role != TD_ROLE_CONSUME)
+				continue;
+			if (a->dropped_new) {
+				uint8_t *p = tx_reserve(c, TD_HDR_SIZE + TD_DROPPED_BODY);
+				if (!p) {
+					c->dead = true;
+					return;
+				}
+				td_enc_u64s(p, TD_DROPPED, a->id, 0, a->dropped_new, a->dropped_total, 2);
+				a->dropped_new = 0;
+				progress = true;
+			}
+			if (a->head && encode_frame(c, a))
+				progress = true;
+		}
+	}
+}
+
+static void conn_flush(struct conn *c)
+{
+	for (;;) {
+		conn_fill(c);
+		if (c->dead || !tx_pending(c))
+			break;
+		ssize_t n = send(c->fd, c->tx + c->tx_head, tx_pending(c), MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN)
+				c->dead = true;
+			break;
+		}
+		c->tx_head += (size_t)n;
+	}
+	if (!c->dead && !c->closing && c->proto.state != PROTO_CLOSED)
+		for (struct attach *a = c->attaches; a; a = a->next)
+			if (a->role == TD_ROLE_CONSUME) {
+				attach_enforce(a);
+				if (c->closing)
+					break;
+			}
+}
+
+static void conn_process(struct conn *c)
+{
+	if (c->closing || c->dead || c->paused)
+		return;
+	size_t used = proto_input(&c->proto, c->rx, c->rx_len, &ops, c);
+	if (used) {
+		memmove(c->rx, c->rx + used, c->rx_len - used);
+		c->rx_len -= used;
+	}
+	if (c->proto.state == PROTO_CLOSED)
+		conn_begin_close(c, CLOSE_GRACE_MS);
+	else if (c->proto.blocked)
+		c->paused = true;
+	conn_acks(c);
+	conn_mark_dirty(c);
+}
+
+void conn_resume(struct conn *c)
+{
+	if (c->dead)
+		return;
+	c->paused = false;
+	conn_process(c);
+	conn_mark_dirty(c);
+}
+
+static void conn_read(struct conn *c)
+{
+	for (int i = 0; i < 8 && !c->paused && !c->closing && !c->dead; i++) {
+		if (tx_pending(c) >= TX_STOP_READING)
+			break;
+		if (c->rx_len == c->rx_cap) {
+			size_t cap = c->rx_cap ? c->rx_cap * 2 : RX_INIT;
+			if (cap > (size_t)c->proto.max_in + RX_SLACK)
+				cap = (size_t)c->proto.max_in + RX_SLACK;
+			if (cap <= c->rx_cap) {
+				conn_fatal(c, TD_E_BAD_FRAME, 0, "receive buffer overrun");
+				break;
+			}
+			uint8_t *r = realloc(c->rx, cap);
+			if (!r) {
+				conn_fatal(c, TD_E_NOMEM, 0, "out of memory");
+				break;
+			}
+			c->rx = r;
+			c->rx_cap = cap;
+		}
+		ssize_t n = recv(c->fd, c->rx + c->rx_len, c->rx_cap - c->rx_len, MSG_DONTWAIT);
+		if (n == 0) {
+			proto_eof(&c->proto, c->rx_len, &ops, c);
+			conn_begin_close(c, CLOSE_GRACE_MS);
+			break;
+		}
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN)
+				c->dead = true;
+			break;
+		}
+		c->rx_len += (size_t)n;
+		conn_process(c);
+	}
+	conn_mark_dirty(c);
+}
+
+static void accept_all(struct server *s)
+{
+	for (;;) {
+		int fd = accept4(s->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno != EAGAIN)
+				LOGW("accept: %s", strerror(errno));
+			return;
+		}
+		struct ucred cred;
+		socklen_t len = sizeof(cred);
+		struct conn *c = calloc(1, sizeof(*c));
+		if (!c || getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+			LOGW("dropping a connection: %s", c ? strerror(errno) : "out of memory");
+			free(c);
+			close(fd);
+			continue;
+		}
+		c->srv = s;
+		c->fd = fd;
+		c->uid = cred.uid;
+		c->gid = cred.gid;
+		c->pid = cred.pid;
+		c->tag = (struct tag){ TAG_CONN, c };
+		proto_init(&c->proto, s->cfg.max_frame);
+		c->next = s->conns;
+		if (s->conns)
+			s->conns->prev = c;
+		s->conns = c;
+		s->nconns++;
+		LOGD("connection from pid %d uid %u", (int)c->pid, (unsigned)c->uid);
+		conn_interest(c);
+	}
+}
+
+/* ---- drain on SIGTERM ------------------------------------------------------ */
+
+static void start_drain(struct server *s, int sig)
+{
+	if (s->stopping)
+		return;
+	LOGI("signal %d: draining %u connections", sig, s->nconns);
+	s->stopping = true;
+	s->drain_phase = 1;
+	s->drain_deadline = td_now_ms() + s->cfg.drain_ms;
+	if (s->listen_fd >= 0) {
+		s->loop->ops->del(s->loop, s->listen_fd);
+		close(s->listen_fd);
+		s->listen_fd = -1;
+		unlink(s->cfg.socket_path);
+	}
+	for (struct cbridge *cb = s->cbridges; cb; cb = cb->next)
+		waiter_stop(&cb->w);
+	for (struct pbridge *pb = s->pbridges; pb; pb = pb->next)
+		if (pb->w.running)
+			waiter_stop(&pb->w);
+	for (struct conn *c = s->conns; c; c = c->next)
+		conn_mark_dirty(c);
+}
+
+static void drain_step(struct server *s)
+{
+	uint64_t now = td_now_ms();
+	if (s->drain_phase == 1) {
+		bool busy = false;
+		for (struct pbridge *pb = s->pbridges; pb; pb = pb->next)
+			busy |= pb->busy;
+		if ((s->threads == 0 && !busy) || now >= s->drain_deadline)
+			s->drain_phase = 2;
+	}
+	if (s->drain_phase == 2) {
+		for (struct conn *c = s->conns; c; c = c->next) {
+			if (c->closing || c->dead)
+				continue;
+			bool pending = false;
+			for (struct attach *a = c->attaches; a; a = a->next)
+				pending |= a->head != NULL || a->dropped_new;
+			if (pending && now < s->drain_deadline)
+				continue; /* still flushing records taken from rings */
+			conn_acks(c);
+			if (c->proto.state == PROTO_READY) {
+				uint8_t out[TD_HDR_SIZE];
+				op_emit(c, out, td_enc_empty(out, TD_BYE, 0, 0));
+			}
+			c->proto.state = PROTO_CLOSED;
+			uint64_t left = s->drain_deadline > now ? s->drain_deadline - now : 0;
+			conn_begin_close(c, (unsigned)(left < 500 ? 500 : left));
+		}
+	}
+}
+
+/* ---- the loop ---------------------------------------------------------- */
+
+static void handle_signal(struct server *s)
+{
+	struct signalfd_siginfo si;
+	while (read(s->signal_fd, &si, sizeof(si)) == sizeof(si))
+		start_drain(s, (int)si.ssi_signo);
+}
+
+static void handle_mail(struct server *s)
+{
+	struct mbox_item *it = mbox_take(&s->mb);
+	while (it) {
+		struct mbox_item *next = it->next;
+		bridge_mail(s, it);
+		if (it->batch)
+			batch_unref(it->batch);
+		free(it);
+		it = next;
+	}
+}
+
+static void after_events(struct server *s)
+{
+	while (s->dirty) {
+		struct conn *c = s->dirty;
+		s->dirty = c->dirty_next;
+		c->in_dirty = false;
+		if (c->fd < 0)
+			continue;
+		if (!c->dead)
+			conn_flush(c);
+		if (c->dead || (c->closing && !tx_pending(c)))
+			conn_close_now(c);
+		else
+			conn_interest(c);
+	}
+	if (s->nclosing) {
+		uint64_t now = td_now_ms();
+		for (struct conn *c = s->conns, *n; c; c = n) {
+			n = c->next;
+			if (c->closing && now >= c->close_deadline)
+				conn_close_now(c);
+		}
+	}
+	while (s->zombies) {
+		struct conn *c = s->zombies;
+		s->zombies = c->next;
+		free(c->rx);
+		free(c->tx);
+		free(c);
+	}
+}
+
+int server_run(struct server *s)
+{
+	struct loop_event ev[256];
+	for (;;) {
+		if (s->stopping) {
+			drain_step(s);
+			after_events(s);
+			if (s->drain_phase == 2 && s->nconns == 0)
+				break;
+		}
+		int timeout = (s->stopping || s->nclosing) ? 50 : -1;
+		int n = s->loop->ops->wait(s->loop, ev, 256, timeout);
+		if (n < 0) {
+			LOGE("event loop: %s", strerror(-n));
+			return -1;
+		}
+		for (int i = 0; i < n; i++) {
+			struct tag *t = ev[i].tag;
+			switch (t->kind) {
+			case TAG_LISTEN:
+				if (s->listen_fd >= 0)
+					accept_all(s);
+				break;
+			case TAG_SIGNAL:
+				handle_signal(s);
+				break;
+			case TAG_MBOX:
+				handle_mail(s);
+				break;
+			case TAG_CONN: {
+				struct conn *c = t->obj;
+				if (c->dead)
+					break;
+				if (ev[i].events & (LOOP_IN | LOOP_HUP | LOOP_ERR))
+					conn_read(c);
+				if (ev[i].events & (LOOP_OUT | LOOP_ERR | LOOP_HUP))
+					conn_mark_dirty(c);
+				if ((ev[i].events & (LOOP_ERR | LOOP_HUP)) && !(c->interest & LOOP_IN))
+					c->dead = true; /* peer gone and we are not reading */
+				break;
+			}
+			}
+		}
+		after_events(s);
+	}
+	return 0;
+}
+
+int server_init(struct server *s)
+{
+	int rc = mbox_init(&s->mb);
+	if (rc < 0)
+		return rc;
+	s->listen_tag = (struct tag){ TAG_LISTEN, s };
+	s->signal_tag = (struct tag){ TAG_SIGNAL, s };
+	s->mbox_tag = (struct tag){ TAG_MBOX, s };
+	struct loop *l = s->loop;
+	if ((rc = l->ops->set(l, s->listen_fd, LOOP_IN, &s->listen_tag)) < 0 ||
+	    (rc = l->ops->set(l, s->signal_fd, LOOP_IN, &s->signal_tag)) < 0 ||
+	    (rc = l->ops->set(l, s->mb.efd, LOOP_IN, &s->mbox_tag)) < 0)
+		return rc;
+	return 0;
+}
+
+void server_fini(struct server *s)
+{
+	while (s->conns)
+		conn_close_now(s->conns);
+	after_events(s);
+	/* Collect the waiters: consumer threads post MB_EXITED, a producer
+	 * waiter holding a record gives up within its wait slice. */
+	for (struct cbridge *cb = s->cbridges; cb; cb = cb->next)
+		waiter_stop(&cb->w);
+	for (;;) {
+		bool busy = false;
+		for (struct pbridge *pb = s->pbridges; pb; pb = pb->next)
+			busy |= pb->busy;
+		if (!s->threads && !busy)
+			break;
+		struct mbox_item *it = mbox_take(&s->mb);
+		if (!it)
+			usleep(10000);
+		while (it) {
+			struct mbox_item *next = it->next;
+			bridge_mail(s, it);
+			if (it->batch)
+				batch_unref(it->batch);
+			free(it);
+			it = next;
+		}
+	}
+	handle_mail(s);
+	mbox_destroy(&s->mb);
+}
