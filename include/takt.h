@@ -438,7 +438,9 @@ struct takt_peer_watch {
 	uint32_t alive;    /**< its process holds its slot */
 	uint32_t stale;    /**< dead, or no update for more than 2 expected periods */
 };
-/** The writer as its reader sees it, against the writer's expected period. */
+/** The writer as its reader sees it, against the writer's expected period.
+ *  Makes one fcntl() call (the liveness lock query): in a cyclic task, watch
+ *  every Nth cycle rather than every cycle. */
 TAKT_API int takt_state_watch_writer(takt_state_reader *r, uint64_t period_ns,
 				     struct takt_peer_watch *out);
 

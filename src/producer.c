@@ -182,7 +182,7 @@ int takt_try_send(takt_producer *p, uint32_t type, const void *data, size_t len)
 		return rc;
 	p->reserved = false; /* a send replaces an uncommitted reservation */
 	if (len)
-		memcpy(p->tx.data + (pos & p->tx.mask) + TAKT_REC_HEADER, data, len);
+		takt_copy(p->tx.data + (pos & p->tx.mask) + TAKT_REC_HEADER, data, len);
 	TAKT_FAULT_POINT(TAKT_FP_TX_PAYLOAD);
 	publish_one(p, pos, pad, (uint32_t)len, type);
 	return 0;
@@ -269,7 +269,7 @@ int takt_try_send_batch(takt_producer *p, const struct takt_msg *msgs, unsigned 
 			cur += pad;
 		}
 		if (m->len)
-			memcpy(tx->data + (cur & tx->mask) + TAKT_REC_HEADER, m->data, m->len);
+			takt_copy(tx->data + (cur & tx->mask) + TAKT_REC_HEADER, m->data, m->len);
 		TAKT_FAULT_POINT(TAKT_FP_TX_PAYLOAD);
 		takt_lane_tx_header(tx, cur, m->len, m->type);
 		if (cur == tx->tail) {

@@ -386,6 +386,10 @@ static int take_newest(takt_state_reader *r, struct takt_state_info *info, size_
 	if (TAKT_UNLIKELY(v->broken))
 		return -EBADMSG;
 	uint64_t word = atomic_load_explicit(&v->st->middle, memory_order_relaxed);
+	if (TAKT_UNLIKELY((word & TAKT_STATE_MIDDLE_MASK) > 2)) {
+		v->broken = true; /* no such slot: the triple buffer is corrupted */
+		return -EBADMSG;
+	}
 	if ((word & TAKT_STATE_NEW) || (r->sync && middle_is_newer(v, word))) {
 		/* acq_rel: see MEMORY ORDERS above */
 		uint64_t old = atomic_exchange_explicit(&v->st->middle, v->slot, memory_order_acq_rel);
@@ -510,22 +514,18 @@ int takt_state_watch_writer(takt_state_reader *r, uint64_t period_ns, struct tak
 {
 	if (!r || !out)
 		return -EINVAL;
+	/* One fcntl (F_OFD_GETLK) per call: the kernel's word on liveness.  A
+	 * cyclic task that wants no system call per cycle watches every Nth
+	 * cycle; the age and stale flag need only the segment. */
+	int alive = takt_slot_alive(r->v.ch, TAKT_SLOT_LANE(0));
+	if (alive < 0)
+		return alive;
 	uint64_t last = atomic_load_explicit(&r->v.st->writer_last_ns, memory_order_relaxed);
 	uint64_t now = takt_now_ns();
 	out->age_ns = (last && now > last) ? now - last : (last ? 0 : UINT64_MAX);
 	uint64_t limit = period_ns > UINT64_MAX / 2 ? UINT64_MAX : 2 * period_ns;
-	if (out->age_ns <= limit) {
-		/* it wrote within the last two periods: alive, and no need for
-		 * the lock query (a system call) inside a cyclic task */
-		out->alive = 1;
-		out->stale = 0;
-		return 0;
-	}
-	int alive = takt_slot_alive(r->v.ch, TAKT_SLOT_LANE(0));
-	if (alive < 0)
-		return alive;
 	out->alive = (uint32_t)alive;
-	out->stale = 1;
+	out->stale = !alive || out->age_ns > limit;
 	return 0;
 }
 
