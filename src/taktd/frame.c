@@ -156,6 +156,7 @@ uint32_t td_errno_code(int e)
 	case EBUSY: return TD_E_BUSY;
 	case ETIMEDOUT: return TD_E_TIMEDOUT;
 	case ENOMEM: return TD_E_NOMEM;
+	case EPROTOTYPE: return TD_E_KIND;
 	default: return TD_E_SYSTEM;
 	}
 }
@@ -185,6 +186,7 @@ const char *td_err_name(uint32_t code)
 	case TD_E_BUSY: return "BUSY";
 	case TD_E_TIMEDOUT: return "TIMEDOUT";
 	case TD_E_NOMEM: return "NOMEM";
+	case TD_E_KIND: return "KIND";
 	case TD_E_SYSTEM: return "SYSTEM";
 	default: return "UNKNOWN";
 	}

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -226,6 +227,13 @@ int main(int argc, char **argv)
 			policy_free(&s.policy);
 			return 1;
 		}
+	}
+
+	/* One descriptor per client: take the hard limit. */
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
 	}
 
 	/* Signals go to the signalfd; threads created later inherit the mask. */

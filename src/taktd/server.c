@@ -380,6 +380,10 @@ static void conn_close_now(struct conn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	s->nconns--;
+	if (s->accept_paused && s->listen_fd >= 0) {
+		s->accept_paused = false;
+		s->loop->ops->set(s->loop, s->listen_fd, LOOP_IN, &s->listen_tag);
+	}
 	c->next = s->zombies;
 	s->zombies = c;
 	LOGD("connection of pid %d closed", (int)c->pid);
@@ -587,8 +591,14 @@ static void accept_all(struct server *s)
 		if (fd < 0) {
 			if (errno == EINTR || errno == ECONNABORTED)
 				continue;
-			if (errno != EAGAIN)
+			if (errno == EMFILE || errno == ENFILE) {
+				/* Out of descriptors: stop accepting until a connection closes. */
+				LOGW("accept: %s; pausing accepts", strerror(errno));
+				s->accept_paused = true;
+				s->loop->ops->set(s->loop, s->listen_fd, 0, &s->listen_tag);
+			} else if (errno != EAGAIN) {
 				LOGW("accept: %s", strerror(errno));
+			}
 			return;
 		}
 		struct ucred cred;

@@ -225,6 +225,7 @@ struct server {
 	struct cbridge *cbridges;
 	unsigned threads; /* consumer waiters running */
 	unsigned nclosing;
+	bool accept_paused;
 	bool stopping;
 	int drain_phase;
 	uint64_t drain_deadline;

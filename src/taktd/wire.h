@@ -85,6 +85,7 @@ enum td_err {
 	TD_E_BUSY = 29,      /* -EBUSY */
 	TD_E_TIMEDOUT = 30,  /* -ETIMEDOUT */
 	TD_E_NOMEM = 31,     /* -ENOMEM */
+	TD_E_KIND = 32,      /* -EPROTOTYPE: not a queue channel (a state channel) */
 	TD_E_SYSTEM = 99,    /* any other errno (in the errno field) */
 };
 

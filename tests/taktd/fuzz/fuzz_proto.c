@@ -1,0 +1,193 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fuzz_proto.c - libFuzzer target for taktd's frame parser and protocol
+ * state machine (src/taktd/frame.c, proto.c) and its policy parser.
+ *
+ * Input layout: byte 0 = chunking seed, byte 1 = behaviour bits of the stub
+ * operations (deny HELLO, block producers, fail attaches), byte 2 = policy
+ * text length; then the policy text; the rest is the client's byte stream,
+ * fed in chunks as a socket would deliver it.  Every frame the state machine
+ * emits is checked for a well-formed header.  Build with
+ * scripts/fuzz-taktd.sh.
+ */
+#undef NDEBUG
+#include <assert.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "policy.h"
+#include "proto.h"
+
+struct ctx {
+	uint8_t bits;
+	unsigned calls;
+	uint32_t next_id;
+	uint32_t ids[8];
+	unsigned nids;
+	bool closed_emitted;
+};
+
+static void emit(void *c_, const void *frame, size_t len)
+{
+	struct ctx *c = c_;
+	const uint8_t *f = frame;
+	assert(len >= TD_HDR_SIZE);
+	assert(td_get32(f) == len);
+	assert(!c->closed_emitted); /* nothing after a fatal ERROR */
+	if (td_get16(f + 4) == TD_ERROR && (td_get16(f + 6) & TD_F_FATAL))
+		c->closed_emitted = true;
+}
+
+static int hello(void *c_, uint32_t req, const struct td_hello *h, uint32_t max_out)
+{
+	struct ctx *c = c_;
+	uint8_t out[TD_HDR_SIZE + TD_WELCOME_BODY];
+	(void)h;
+	assert(max_out >= TD_MIN_FRAME);
+	if (c->bits & 1)
+		return -TD_E_DENIED;
+	emit(c, out, td_enc_welcome(out, req, 1u << 16, 8, 4096, 0, 0, 1));
+	return 0;
+}
+
+static int attach(void *c_, uint32_t req, const struct td_attach *a)
+{
+	struct ctx *c = c_;
+	uint8_t out[TD_HDR_SIZE + TD_ERROR_BODY + TD_ERROR_MSG_MAX];
+	assert(strlen(a->name) <= TAKT_NAME_MAX);
+	if ((c->bits & 2) || c->nids == 8) {
+		emit(c, out, td_enc_error(out, 0, 0, req, TD_E_NOENT, 0, a->name));
+		return 0;
+	}
+	c->ids[c->nids++] = ++c->next_id;
+	emit(c, out, td_enc_empty(out, TD_ATTACHED, c->next_id, req));
+	return 0;
+}
+
+static void detach(void *c_, uint32_t chan, uint32_t req)
+{
+	struct ctx *c = c_;
+	uint8_t out[TD_HDR_SIZE + TD_DETACHED_BODY];
+	for (unsigned i = 0; i < c->nids; i++)
+		if (c->ids[i] == chan) {
+			c->ids[i] = c->ids[--c->nids];
+			emit(c, out, td_enc_u64s(out, TD_DETACHED, chan, req, 0, 0, 2));
+			return;
+		}
+	emit(c, out, td_enc_error(out, 0, chan, req, TD_E_BAD_CHANNEL, 0, "x"));
+}
+
+static int produce(void *c_, uint32_t chan, const struct takt_msg *m, unsigned n, bool *blocked)
+{
+	struct ctx *c = c_;
+	bool known = false;
+	for (unsigned i = 0; i < c->nids; i++)
+		known |= c->ids[i] == chan;
+	if (!known)
+		return -TD_E_BAD_CHANNEL;
+	assert(n >= 1 && n <= 64);
+	volatile uint8_t sink = 0;
+	for (unsigned i = 0; i < n; i++) {
+		const uint8_t *d = m[i].data;
+		for (uint32_t k = 0; k < m[i].len; k++)
+			sink ^= d[k]; /* touches every payload byte: ASan checks bounds */
+		if (m[i].type >= TAKT_TYPE_RESERVED)
+			return -TD_E_INVALID;
+	}
+	(void)sink;
+	c->calls++;
+	if ((c->bits & 4) && c->calls % 3 == 1) {
+		*blocked = true;
+		return (int)(c->calls % n); /* 0..n-1 accepted, then blocked */
+	}
+	if ((c->bits & 8) && c->calls % 5 == 2) {
+		*blocked = true; /* the last accepted one went to a waiter */
+		return (int)n;
+	}
+	return (int)n;
+}
+
+static void bye(void *c_)
+{
+	uint8_t out[TD_HDR_SIZE];
+	emit(c_, out, td_enc_empty(out, TD_BYE, 0, 0));
+}
+
+static const struct proto_ops ops = {
+	.emit = emit, .hello = hello, .attach = attach, .detach = detach, .produce = produce, .bye = bye,
+};
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	if (size < 3)
+		return 0;
+	uint8_t seed = data[0];
+	struct ctx c = { .bits = data[1] };
+	size_t plen = data[2];
+	data += 3;
+	size -= 3;
+	if (plen > size)
+		plen = size;
+
+	/* The policy parser takes the first plen bytes as text. */
+	char *text = malloc(plen + 1);
+	memcpy(text, data, plen);
+	text[plen] = '\0';
+	struct policy pol;
+	char err[128];
+	policy_init(&pol, 0);
+	if (policy_parse(&pol, text, err, sizeof(err)) == 0)
+		(void)policy_allows(&pol, 1, 1, "abc", POL_CONSUME);
+	policy_free(&pol);
+	free(text);
+	data += plen;
+	size -= plen;
+
+	struct proto p;
+	proto_init(&p, 1u << 16);
+	uint8_t *buf = malloc(size + 1);
+	size_t have = 0, fed = 0;
+	unsigned rounds = 0;
+	while (p.state != PROTO_CLOSED && rounds++ < 100000) {
+		size_t chunk = (size_t)(seed % 61) + 1;
+		seed = (uint8_t)(seed * 37 + 11);
+		if (fed < size) {
+			if (chunk > size - fed)
+				chunk = size - fed;
+			memcpy(buf + have, data + fed, chunk);
+			have += chunk;
+			fed += chunk;
+		}
+		size_t used = proto_input(&p, buf, have, &ops, &c);
+		assert(used <= have);
+		memmove(buf, buf + used, have - used);
+		have -= used;
+		if (fed == size && !used && !p.blocked)
+			break;
+	}
+	if (p.state != PROTO_CLOSED)
+		proto_eof(&p, have, &ops, &c);
+	free(buf);
+	return 0;
+}
+
+#ifdef FUZZ_STANDALONE
+/* Replay files given on the command line (no libFuzzer, e.g. with gcc). */
+#include <stdio.h>
+int main(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		FILE *f = fopen(argv[i], "rb");
+		if (!f)
+			return 1;
+		static uint8_t d[1 << 20];
+		size_t n = fread(d, 1, sizeof(d), f);
+		fclose(f);
+		LLVMFuzzerTestOneInput(d, n);
+	}
+	return 0;
+}
+#endif

@@ -1,0 +1,773 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_taktd.c - taktd end to end: a real taktd (the built binary) per test,
+ * a client written from docs/PROTOCOL.md, on both event loop backends.
+ * Every test exists twice: suite "io_uring" (skipped, saying so, where
+ * io_uring is unavailable) and suite "epoll".
+ */
+#define _GNU_SOURCE
+
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "tclient.h"
+
+static void suite_fini(void)
+{
+	td_cleanup();
+	tt_fini();
+}
+TestSuite(io_uring, .init = tt_init, .fini = suite_fini);
+TestSuite(epoll, .init = tt_init, .fini = suite_fini);
+
+#define TD_TEST(name, ...)                                                                         \
+	static void name##_body(const char *backend);                                              \
+	Test(io_uring, name, ##__VA_ARGS__)                                                       \
+	{                                                                                          \
+		td_require_backend("io_uring");                                                    \
+		name##_body("io_uring");                                                           \
+	}                                                                                          \
+	Test(epoll, name, ##__VA_ARGS__) { name##_body("epoll"); }                                 \
+	static void name##_body(const char *backend)
+
+static struct td T;
+
+static const struct tc_attach_opts CREATE_SMALL = {
+	.flags = A_CREATE, .lanes = 2, .capacity = 1 << 16, .max_record = 1024,
+};
+
+static void ready_client(struct tc *c)
+{
+	cr_assert_eq(tc_open(c, T.sock), 0);
+	tc_hello(c, 1 << 20);
+}
+
+/* ---- frame types -------------------------------------------------------- */
+
+TD_TEST(hello_ping_bye)
+{
+	td_start(&T, backend, NULL);
+	struct tc c;
+	ready_client(&c);
+	struct tc_frame f;
+	cr_assert_eq(tc_frame(&c, T_PING, 0, 0, 4242, "abcdef", 6), 0);
+	tc_expect(&c, T_PONG, &f);
+	cr_assert_eq(f.arg, 4242);
+	cr_assert_eq(f.blen, 6);
+	cr_assert_eq(memcmp(f.body, "abcdef", 6), 0);
+	cr_assert_eq(tc_frame(&c, T_BYE, 0, 0, 0, NULL, 0), 0);
+	tc_expect(&c, T_BYE, NULL);
+	tc_expect_eof(&c);
+	tc_close(&c);
+}
+
+TD_TEST(produce_data_and_batch_acked_in_ring)
+{
+	td_start(&T, backend, NULL);
+	const char *name = tt_name();
+	struct tc c;
+	ready_client(&c);
+	int id = tc_attach(&c, name, ROLE_PRODUCE, &CREATE_SMALL);
+	cr_assert_gt(id, 0, "attach failed: %d", id);
+	/* 10 single DATA frames, then a batch of 5 */
+	for (uint32_t i = 0; i < 10; i++) {
+		uint64_t v = i;
+		cr_assert_eq(tc_data(&c, (uint32_t)id, 100 + i, &v, 8), 0);
+	}
+	uint8_t b[5 * 16];
+	for (uint32_t i = 0; i < 5; i++) {
+		le32(b + 16 * i, 8);
+		le32(b + 16 * i + 4, 110 + i);
+		le64(b + 16 * i + 8, 10 + i);
+	}
+	cr_assert_eq(tc_frame(&c, T_DATA_BATCH, 0, (uint32_t)id, 5, b, sizeof(b)), 0);
+	cr_assert_eq(tc_wait_ack(&c, (uint32_t)id, 15, 10000), 15);
+	/* Everything acknowledged is in the ring, in order. */
+	takt_consumer *cons = tt_consumer(name);
+	for (uint32_t i = 0; i < 15; i++) {
+		uint64_t v;
+		struct takt_msg m;
+		cr_assert_eq(takt_recv(cons, &v, 8, &m, takt_deadline_in(2000000000)), 8);
+		cr_assert_eq(v, i);
+		cr_assert_eq(m.type, 100 + i);
+	}
+	/* DETACH answers DETACHED with the committed count. */
+	struct tc_frame f;
+	cr_assert_eq(tc_frame(&c, T_DETACH, 0, (uint32_t)id, 9, NULL, 0), 0);
+	tc_expect(&c, T_DETACHED, &f);
+	cr_assert_eq(f.arg, 9);
+	cr_assert_eq(rd64(f.body), 15);
+	/* The id is gone: DATA on it is fatal. */
+	cr_assert_eq(tc_data(&c, (uint32_t)id, 1, "x", 1), 0);
+	tc_expect_error(&c, E_BAD_CHANNEL, true);
+	takt_consumer_close(cons);
+	tc_close(&c);
+}
+
+static void produce_native(const char *name, uint32_t from, uint32_t n)
+{
+	takt_producer *p = tt_producer(name);
+	for (uint32_t i = from; i < from + n; i++) {
+		uint64_t v = i;
+		cr_assert_eq(takt_send(p, 7, &v, 8, takt_deadline_in(5000000000ull)), 0);
+	}
+	takt_producer_close(p);
+}
+
+/* Read records of chan until n seen; checks 0,1,2... order; counts drops. */
+static uint64_t consume_seq(struct tc *c, uint32_t chan, uint64_t first, uint64_t n, uint64_t *drops)
+{
+	uint64_t next = first, got = 0, dropped = 0;
+	while (got + dropped < n) {
+		struct tc_frame f;
+		int r = tc_read(c, &f, 10000);
+		cr_assert_eq(r, 1, "stream ended after %llu records", (unsigned long long)got);
+		if (f.type == T_DROPPED) {
+			cr_assert(drops, "unexpected DROPPED");
+			cr_assert_eq(f.chan, chan);
+			dropped += rd64(f.body);
+			*drops = rd64(f.body + 8);
+			continue;
+		}
+		if (f.type == T_ERROR)
+			cr_assert_fail("ERROR %u: %.*s", rd32(f.body), (int)f.blen - 8, (const char *)f.body + 8);
+		cr_assert(f.type == T_DATA || f.type == T_DATA_BATCH, "type 0x%x", f.type);
+		cr_assert_eq(f.chan, chan);
+		uint32_t cnt = f.type == T_DATA ? 1 : f.arg;
+		const uint8_t *p = f.body;
+		for (uint32_t k = 0; k < cnt; k++) {
+			uint32_t len = 8, type = f.arg;
+			if (f.type == T_DATA_BATCH) {
+				len = rd32(p);
+				type = rd32(p + 4);
+				p += 8;
+			}
+			cr_assert_eq(len, 8);
+			cr_assert_eq(type, 7);
+			uint64_t v = rd64(p);
+			p += len;
+			if (drops)
+				cr_assert_geq(v, next, "order broken: %llu < %llu", (unsigned long long)v,
+					      (unsigned long long)next);
+			else
+				cr_assert_eq(v, next, "got %llu, expected %llu", (unsigned long long)v,
+					     (unsigned long long)next);
+			next = v + 1;
+			got++;
+		}
+	}
+	return got;
+}
+
+TD_TEST(consume_fan_out)
+{
+	td_start(&T, backend, NULL);
+	const char *name = tt_name();
+	tt_create(name, 1 << 16, 1, 256);
+	struct tc a, b;
+	ready_client(&a);
+	ready_client(&b);
+	int ida = tc_attach(&a, name, ROLE_CONSUME, NULL);
+	int idb = tc_attach(&b, name, ROLE_CONSUME, NULL);
+	cr_assert_gt(ida, 0);
+	cr_assert_gt(idb, 0);
+	produce_native(name, 0, 20000);
+	cr_assert_eq(consume_seq(&a, (uint32_t)ida, 0, 20000, NULL), 20000);
+	cr_assert_eq(consume_seq(&b, (uint32_t)idb, 0, 20000, NULL), 20000);
+	struct tc_frame f;
+	cr_assert_eq(tc_frame(&a, T_DETACH, 0, (uint32_t)ida, 5, NULL, 0), 0);
+	tc_expect(&a, T_DETACHED, &f);
+	cr_assert_eq(rd64(f.body), 20000);
+	cr_assert_eq(rd64(f.body + 8), 0);
+	tc_close(&a);
+	tc_close(&b);
+}
+
+TD_TEST(backpressure_full_ring_loses_nothing)
+{
+	td_start(&T, backend, NULL);
+	const char *name = tt_name();
+	tt_create(name, 4096, 1, 64);
+	struct tc c;
+	ready_client(&c);
+	int id = tc_attach(&c, name, ROLE_PRODUCE, NULL);
+	cr_assert_gt(id, 0);
+	/* 2000 records of 8 bytes (24 bytes each in the ring): far more than
+	 * 4096 bytes.  One send, so the socket buffer surely holds them all. */
+	static uint8_t frames[2000 * 24];
+	for (uint32_t i = 0; i < 2000; i++) {
+		uint8_t *f = frames + 24 * i;
+		le32(f, 24);
+		le16(f + 4, T_DATA);
+		le16(f + 6, 0);
+		le32(f + 8, (uint32_t)id);
+		le32(f + 12, 7);
+		le64(f + 16, i);
+	}
+	cr_assert_eq(tc_send(&c, frames, sizeof(frames)), 0);
+	uint64_t acked = tc_wait_ack(&c, (uint32_t)id, 2000, 500);
+	cr_assert_lt(acked, 2000, "ring of 4096 bytes cannot hold 2000 records");
+	cr_assert_leq(acked, 4096 / 24 + 1);
+	/* Drain: the rest flows, nothing lost, order kept. */
+	takt_consumer *cons = tt_consumer(name);
+	for (uint64_t i = 0; i < 2000; i++) {
+		uint64_t v;
+		cr_assert_eq(takt_recv(cons, &v, 8, NULL, takt_deadline_in(5000000000ull)), 8,
+			     "record %llu missing", (unsigned long long)i);
+		cr_assert_eq(v, i);
+	}
+	cr_assert_eq(tc_wait_ack(&c, (uint32_t)id, 2000, 10000), 2000);
+	takt_consumer_close(cons);
+	tc_close(&c);
+}
+
+TD_TEST(slow_consumer_drop_oldest)
+{
+	td_start(&T, backend, NULL);
+	const char *name = tt_name();
+	tt_create(name, 1 << 16, 1, 64);
+	struct tc c;
+	ready_client(&c);
+	int one = 4096;
+	setsockopt(c.fd, SOL_SOCKET, SO_RCVBUF, &one, sizeof(one));
+	struct tc_attach_opts o = { .slow = SLOW_DROP_OLDEST, .queue_limit = 4096 };
+	int id = tc_attach(&c, name, ROLE_CONSUME, &o);
+	cr_assert_gt(id, 0);
+	const uint32_t n = 200000;
+	produce_native(name, 0, n); /* the client reads nothing meanwhile */
+	uint64_t total_drops = 0;
+	uint64_t got = consume_seq(&c, (uint32_t)id, 0, n, &total_drops);
+	cr_assert_gt(total_drops, 0, "expected drops");
+	cr_assert_eq(got + total_drops, n, "got %llu + dropped %llu != %u", (unsigned long long)got,
+		     (unsigned long long)total_drops, n);
+	tc_close(&c);
+}
+
+TD_TEST(slow_consumer_disconnect)
+{
+	td_start(&T, backend, NULL);
+	const char *name = tt_name();
+	tt_create(name, 1 << 16, 1, 64);
+	struct tc c;
+	ready_client(&c);
+	int one = 4096;
+	setsockopt(c.fd, SOL_SOCKET, SO_RCVBUF, &one, sizeof(one));
+	struct tc_attach_opts o = { .slow = SLOW_DISCONNECT, .queue_limit = 4096 };
+	int id = tc_attach(&c, name, ROLE_CONSUME, &o);
+	cr_assert_gt(id, 0);
+	produce_native(name, 0, 200000);
+	/* Read everything: data, then the fatal SLOW_CONSUMER error, then EOF. */
+	for (;;) {
+		struct tc_frame f;
+		int r = tc_read(&c, &f, 10000);
+		cr_assert_eq(r, 1, "no SLOW_CONSUMER error before EOF");
+		if (f.type == T_ERROR) {
+			cr_assert_eq(rd32(f.body), E_SLOW_CONSUMER);
+			cr_assert(f.flags & F_FATAL);
+			break;
+		}
+	}
+	tc_expect_eof(&c);
+	tc_close(&c);
+}
+
+/* ---- error paths ---------------------------------------------------------- */
+
+static void expect_fatal_after(const void *bytes, size_t len, uint32_t code, bool hello_first,
+			       bool shut_wr)
+{
+	struct tc c;
+	cr_assert_eq(tc_open(&c, T.sock), 0);
+	if (hello_first)
+		tc_hello(&c, 1 << 20);
+	cr_assert_eq(tc_send(&c, bytes, len), 0);
+	if (shut_wr)
+		shutdown(c.fd, SHUT_WR);
+	tc_expect_error(&c, code, true);
+	tc_close(&c);
+}
+
+static void frame_bytes(uint8_t *out, uint32_t len, uint16_t type, uint16_t flags, uint32_t chan,
+			uint32_t arg)
+{
+	le32(out, len);
+	le16(out + 4, type);
+	le16(out + 6, flags);
+	le32(out + 8, chan);
+	le32(out + 12, arg);
+}
+
+TD_TEST(protocol_errors_close_only_that_connection)
+{
+	td_start(&T, backend, NULL);
+	/* A bystander that must keep working throughout. */
+	struct tc ok;
+	ready_client(&ok);
+	uint8_t b[64] = { 0 };
+
+	frame_bytes(b, 16, T_PING, 0, 0, 1); /* before HELLO */
+	expect_fatal_after(b, 16, E_STATE, false, false);
+	frame_bytes(b, 16 + 8, T_HELLO, 0, 0, 1); /* bad version */
+	le16(b + 16, 99);
+	le32(b + 20, 1 << 20);
+	expect_fatal_after(b, 24, E_VERSION, false, false);
+	frame_bytes(b, 8, T_PING, 0, 0, 1); /* length below the header */
+	expect_fatal_after(b, 16, E_BAD_FRAME, true, false);
+	frame_bytes(b, 0x7fffffff, T_DATA, 0, 1, 1); /* oversized */
+	expect_fatal_after(b, 16, E_TOO_LARGE, true, false);
+	frame_bytes(b, 5000, T_HELLO, 0, 0, 1); /* oversized before HELLO */
+	expect_fatal_after(b, 16, E_TOO_LARGE, false, false);
+	frame_bytes(b, 16, 0x7777, 0, 0, 1); /* unknown type */
+	expect_fatal_after(b, 16, E_BAD_TYPE, true, false);
+	frame_bytes(b, 16, T_ACK, 0, 0, 1); /* a server-only type */
+	expect_fatal_after(b, 16, E_BAD_TYPE, true, false);
+	frame_bytes(b, 16, T_PING, 0x8000, 0, 1); /* reserved flags */
+	expect_fatal_after(b, 16, E_BAD_FRAME, true, false);
+	frame_bytes(b, 16 + 8, T_HELLO, 0, 0, 1); /* second HELLO */
+	le16(b + 16, 1);
+	le32(b + 20, 1 << 20);
+	expect_fatal_after(b, 24, E_STATE, true, false);
+	frame_bytes(b, 40, T_PING, 0, 0, 1); /* truncated frame, then EOF */
+	expect_fatal_after(b, 30, E_BAD_FRAME, true, true);
+	frame_bytes(b, 17, T_DATA, 0, 99, 1); /* DATA on an unknown channel */
+	expect_fatal_after(b, 17, E_BAD_CHANNEL, true, false);
+	frame_bytes(b, 16 + 12, T_DATA_BATCH, 0, 99, 2); /* batch that does not add up */
+	expect_fatal_after(b, 28, E_BAD_FRAME, true, false);
+	frame_bytes(b, 16 + 4, T_ATTACH, 0, 0, 1); /* ATTACH body too short */
+	expect_fatal_after(b, 20, E_BAD_FRAME, true, false);
+
+	struct tc_frame f;
+	cr_assert_eq(tc_frame(&ok, T_PING, 0, 0, 5, "still", 5), 0);
+	tc_expect(&ok, T_PONG, &f);
+	cr_assert_eq(f.arg, 5);
+	tc_close(&ok);
+}
+
+TD_TEST(attach_errors_are_not_fatal)
+{
+	td_start(&T, backend, NULL);
+	const char *name = tt_name();
+	struct tc c;
+	ready_client(&c);
+	cr_assert_eq(tc_attach(&c, name, ROLE_CONSUME, NULL), -E_NOENT);
+	cr_assert_eq(tc_attach(&c, "bad/name", ROLE_PRODUCE, NULL), -E_INVALID);
+	struct tc_attach_opts bad = CREATE_SMALL;
+	bad.capacity = 1000; /* not a power of two */
+	cr_assert_eq(tc_attach(&c, name, ROLE_PRODUCE, &bad), -E_INVALID);
+	cr_assert_gt(tc_attach(&c, name, ROLE_PRODUCE, &CREATE_SMALL), 0);
+	struct tc_attach_opts excl = CREATE_SMALL;
+	excl.flags |= A_EXCL;
+	cr_assert_eq(tc_attach(&c, name, ROLE_PRODUCE, &excl), -E_EXISTS);
+	/* A native consumer holds the slot: taktd cannot consume. */
+	takt_consumer *cons = tt_consumer(name);
+	cr_assert_eq(tc_attach(&c, name, ROLE_CONSUME, NULL), -E_BUSY);
+	takt_consumer_close(cons);
+	/* Unknown DETACH id: error, not fatal. */
+	cr_assert_eq(tc_frame(&c, T_DETACH, 0, 1234, 3, NULL, 0), 0);
+	tc_expect_error(&c, E_BAD_CHANNEL, false);
+	/* Record larger than the channel's max_record: fatal MSGSIZE. */
+	int id = tc_attach(&c, name, ROLE_PRODUCE, NULL);
+	cr_assert_gt(id, 0);
+	static uint8_t big[2048];
+	cr_assert_eq(tc_data(&c, (uint32_t)id, 1, big, sizeof(big)), 0);
+	tc_expect_error(&c, E_MSGSIZE, true);
+	tc_close(&c);
+}
+
+/* ---- lifecycle ------------------------------------------------------------ */
+
+TD_TEST(single_instance_and_stale_socket)
+{
+	td_start(&T, backend, NULL);
+	int st = td_run_fail(&T, 10000);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 1, "second taktd: %s", tt_status_str(st));
+	td_signal(&T, SIGKILL);
+	td_wait(&T, 5000);
+	cr_assert_eq(access(T.sock, F_OK), 0, "the killed taktd leaves its socket file");
+	td_restart(&T, NULL); /* replaces the stale socket */
+	struct tc c;
+	ready_client(&c);
+	tc_close(&c);
+}
+
+TD_TEST(sigterm_drains_and_exits_zero)
+{
+	td_start(&T, backend, NULL);
+	const char *name = tt_name();
+	tt_create(name, 1 << 20, 1, 64);
+	struct tc p, c;
+	ready_client(&p);
+	ready_client(&c);
+	int pid_ = tc_attach(&p, name, ROLE_PRODUCE, NULL);
+	int cid = tc_attach(&c, name, ROLE_CONSUME, NULL);
+	cr_assert_gt(pid_, 0);
+	cr_assert_gt(cid, 0);
+	const uint32_t n = 5000;
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t v = i;
+		cr_assert_eq(tc_data(&p, (uint32_t)pid_, 7, &v, 8), 0);
+	}
+	cr_assert_eq(tc_wait_ack(&p, (uint32_t)pid_, n, 10000), n);
+	td_signal(&T, SIGTERM);
+	/* The consumer gets records taken from the ring, then BYE, then EOF; with
+	 * whatever stayed in the ring, that is everything, in order. */
+	uint64_t next = 0;
+	for (;;) {
+		struct tc_frame f;
+		int r = tc_read(&c, &f, 10000);
+		cr_assert_eq(r, 1, "no BYE before EOF");
+		if (f.type == T_BYE)
+			break;
+		cr_assert(f.type == T_DATA || f.type == T_DATA_BATCH);
+		uint32_t cnt = f.type == T_DATA ? 1 : f.arg;
+		const uint8_t *q = f.body;
+		for (uint32_t k = 0; k < cnt; k++) {
+			if (f.type == T_DATA_BATCH)
+				q += 8;
+			cr_assert_eq(rd64(q), next);
+			q += 8;
+			next++;
+		}
+	}
+	tc_expect_eof(&c);
+	tc_expect(&p, T_BYE, NULL);
+	int st = td_wait(&T, 10000);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "taktd: %s", tt_status_str(st));
+	takt_consumer *cons = tt_consumer(name);
+	uint64_t v;
+	while (takt_try_recv(cons, &v, 8, NULL) == 8)
+		cr_assert_eq(v, next++);
+	cr_assert_eq(next, n, "records lost: %llu of %u", (unsigned long long)next, n);
+	takt_consumer_close(cons);
+	cr_assert_neq(access(T.sock, F_OK), 0, "socket removed on clean exit");
+	tc_close(&p);
+	tc_close(&c);
+}
+
+TD_TEST(sigkill_restart_loses_no_acknowledged_record)
+{
+	td_start(&T, backend, NULL);
+	const char *name = tt_name();
+	tt_create(name, 1 << 22, 1, 64);
+	struct tc p;
+	ready_client(&p);
+	int id = tc_attach(&p, name, ROLE_PRODUCE, NULL);
+	cr_assert_gt(id, 0);
+	uint64_t sent = 0, acked = 0;
+	/* Stream, and kill taktd mid-stream. */
+	for (int round = 0; round < 50; round++) {
+		uint8_t b[64 * 16];
+		for (int k = 0; k < 64; k++) {
+			le32(b + 16 * k, 8);
+			le32(b + 16 * k + 4, 7);
+			le64(b + 16 * k + 8, sent++);
+		}
+		cr_assert_eq(tc_frame(&p, T_DATA_BATCH, 0, (uint32_t)id, 64, b, sizeof(b)), 0);
+		if (round == 25) {
+			acked = tc_wait_ack(&p, (uint32_t)id, sent, 5000);
+			td_signal(&T, SIGKILL);
+			break;
+		}
+	}
+	td_wait(&T, 5000);
+	cr_assert_gt(acked, 0);
+	/* Drain what the client still had in flight (ACKs), then EOF. */
+	struct tc_frame f;
+	int r;
+	while ((r = tc_read(&p, &f, 5000)) == 1)
+		if (f.type == T_ACK)
+			acked = rd64(f.body);
+	cr_assert_eq(r, 0);
+	tc_close(&p);
+	/* Restart, reconnect and resend from the last ACK. */
+	td_restart(&T, NULL);
+	ready_client(&p);
+	id = tc_attach(&p, name, ROLE_PRODUCE, NULL);
+	cr_assert_gt(id, 0, "re-attach after restart: %d", id);
+	for (uint64_t v = acked; v < acked + 100; v++)
+		cr_assert_eq(tc_data(&p, (uint32_t)id, 7, &v, 8), 0);
+	cr_assert_eq(tc_wait_ack(&p, (uint32_t)id, 100, 10000), 100);
+	tc_close(&p);
+	/* Every acknowledged record is in the ring, in order: 0..acked-1, then the resend. */
+	takt_consumer *cons = tt_consumer(name);
+	uint64_t v, expect = 0;
+	while (expect < acked) {
+		cr_assert_eq(takt_try_recv(cons, &v, 8, NULL), 8, "acknowledged record %llu lost",
+			     (unsigned long long)expect);
+		cr_assert_eq(v, expect++);
+	}
+	/* Records committed but not yet acknowledged may precede the resend. */
+	uint64_t last = acked - 1;
+	int n = 0;
+	while (takt_try_recv(cons, &v, 8, NULL) == 8) {
+		if (v <= last)
+			cr_assert_geq(v, acked, "duplicate of an acknowledged record");
+		last = v;
+		n++;
+	}
+	cr_assert_eq(last, acked + 99);
+	takt_consumer_close(cons);
+}
+
+TD_TEST(idle_uses_no_cpu)
+{
+	td_start(&T, backend, NULL);
+	const char *name = tt_name();
+	tt_create(name, 1 << 16, 1, 64);
+	struct tc c;
+	ready_client(&c);
+	cr_assert_gt(tc_attach(&c, name, ROLE_CONSUME, NULL), 0); /* a waiter thread exists */
+	usleep(300000);
+	uint64_t t0 = td_cpu_ticks(T.pid);
+	sleep(3);
+	uint64_t t1 = td_cpu_ticks(T.pid);
+	long hz = sysconf(_SC_CLK_TCK);
+	/* Generous: 5% of one CPU (the only periodic work is one wake-up per 200 ms). */
+	cr_assert_leq(t1 - t0, (uint64_t)(3 * hz / 20), "idle taktd used %llu ticks in 3 s",
+		      (unsigned long long)(t1 - t0));
+	tc_close(&c);
+}
+
+/* ---- security ------------------------------------------------------------- */
+
+static int as_nobody(const char *sock, const char *name, int *attach_rc)
+{
+	int pfd[2];
+	cr_assert_eq(pipe(pfd), 0);
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		close(pfd[0]);
+		if (setgid(65534) || setuid(65534))
+			_exit(90);
+		struct tc c;
+		int out[2] = { -1, 0 };
+		if (tc_open(&c, sock) < 0)
+			_exit(91);
+		uint8_t b[8];
+		le16(b, 1);
+		le16(b + 2, 0);
+		le32(b + 4, 1 << 20);
+		tc_frame(&c, T_HELLO, 0, 0, 1, b, 8);
+		struct tc_frame f;
+		if (tc_read(&c, &f, 5000) != 1)
+			_exit(92);
+		if (f.type == T_ERROR) {
+			out[0] = (int)rd32(f.body);
+			out[1] = (f.flags & F_FATAL) && tc_read(&c, &f, 5000) == 0;
+		} else if (f.type == T_WELCOME) {
+			out[0] = 0;
+			out[1] = name ? tc_attach(&c, name, ROLE_CONSUME, NULL) : 0;
+		}
+		if (write(pfd[1], out, sizeof(out)) != sizeof(out))
+			_exit(93);
+		_exit(0);
+	}
+	close(pfd[1]);
+	int out[2] = { -100, 0 };
+	ssize_t r = read(pfd[0], out, sizeof(out));
+	close(pfd[0]);
+	int st = tt_wait_child(pid);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0 && r == sizeof(out), "child: %s",
+		  tt_status_str(st));
+	*attach_rc = out[1];
+	return out[0];
+}
+
+TD_TEST(unauthorized_uid_refused_others_continue)
+{
+	cr_assert_eq(getuid(), 0, "this test runs as root (CI) to switch to uid 65534");
+	td_start(&T, backend, "--socket-mode", "0666", NULL);
+	const char *name = tt_name();
+	struct tc p;
+	ready_client(&p);
+	int id = tc_attach(&p, name, ROLE_PRODUCE, &CREATE_SMALL);
+	cr_assert_gt(id, 0);
+	uint64_t v = 1;
+	cr_assert_eq(tc_data(&p, (uint32_t)id, 7, &v, 8), 0);
+	int extra;
+	int code = as_nobody(T.sock, NULL, &extra);
+	cr_assert_eq(code, E_DENIED, "nobody got %d", code);
+	cr_assert_eq(extra, 1, "DENIED at HELLO is fatal and followed by EOF");
+	v = 2;
+	cr_assert_eq(tc_data(&p, (uint32_t)id, 7, &v, 8), 0);
+	cr_assert_eq(tc_wait_ack(&p, (uint32_t)id, 2, 5000), 2);
+	tc_close(&p);
+}
+
+TD_TEST(policy_file_roles)
+{
+	cr_assert_eq(getuid(), 0);
+	static char pol[128];
+	static struct td dummy;
+	(void)dummy;
+	const char *name = tt_name();
+	char other[TAKT_NAME_MAX + 1];
+	snprintf(other, sizeof(other), "%s-other", name);
+	tt_track(other);
+	tt_create(name, 1 << 16, 1, 64);
+	tt_create(other, 1 << 16, 1, 64);
+	/* Write the policy into the taktd temp dir, made before starting. */
+	strcpy(T.dir, "/tmp/taktd-test-XXXXXX");
+	cr_assert(mkdtemp(T.dir));
+	chmod(T.dir, 0755);
+	snprintf(T.sock, sizeof(T.sock), "%s/taktd.sock", T.dir);
+	snprintf(pol, sizeof(pol), "%s/policy", T.dir);
+	FILE *f = fopen(pol, "w");
+	cr_assert(f);
+	fprintf(f, "# test policy\nallow uid:65534 %s consume\nset slow drop-oldest\n", name);
+	fclose(f);
+	td_start(&T, backend, "--socket-mode", "0666", "--policy", pol, NULL);
+	int arc;
+	cr_assert_eq(as_nobody(T.sock, name, &arc), 0);
+	cr_assert_gt(arc, 0, "nobody may consume %s: %d", name, arc);
+	cr_assert_eq(as_nobody(T.sock, other, &arc), 0);
+	cr_assert_eq(arc, -E_DENIED, "nobody may not consume the other channel: %d", arc);
+}
+
+/* ---- many clients ----------------------------------------------------------- */
+
+#define NCHAN 8
+#define NPROD 20 /* per channel */
+#define NCONS 5  /* per channel */
+#define PER_PROD 3000
+
+struct worker {
+	pthread_t th;
+	const char *name;
+	int role, index;
+	pthread_barrier_t *bar;
+	char err[160];
+};
+
+static void *producer_thread(void *arg)
+{
+	struct worker *w = arg;
+	struct tc c;
+	pthread_barrier_wait(w->bar); /* consumers are attached */
+	if (tc_open(&c, T.sock) < 0) {
+		snprintf(w->err, sizeof(w->err), "connect failed");
+		return NULL;
+	}
+	tc_hello(&c, 1 << 20);
+	int id = tc_attach(&c, w->name, ROLE_PRODUCE, NULL);
+	if (id <= 0) {
+		snprintf(w->err, sizeof(w->err), "attach: %d", id);
+		tc_close(&c);
+		return NULL;
+	}
+	uint8_t b[16 * 24];
+	uint32_t seq = 0;
+	while (seq < PER_PROD) {
+		uint32_t n = 0;
+		for (; n < 16 && seq < PER_PROD; n++, seq++) {
+			le32(b + 24 * n, 16);
+			le32(b + 24 * n + 4, 7);
+			le64(b + 24 * n + 8, (uint64_t)w->index);
+			le64(b + 24 * n + 16, seq);
+		}
+		if (tc_frame(&c, T_DATA_BATCH, 0, (uint32_t)id, n, b, 24 * n) < 0) {
+			snprintf(w->err, sizeof(w->err), "send failed");
+			break;
+		}
+	}
+	uint64_t a = tc_wait_ack(&c, (uint32_t)id, PER_PROD, 60000);
+	if (a != PER_PROD)
+		snprintf(w->err, sizeof(w->err), "acked %llu of %u", (unsigned long long)a, PER_PROD);
+	tc_close(&c);
+	return NULL;
+}
+
+static void *consumer_thread(void *arg)
+{
+	struct worker *w = arg;
+	struct tc c;
+	uint32_t next[NPROD] = { 0 };
+	uint64_t total = 0;
+	int id = -1;
+	if (tc_open(&c, T.sock) == 0) {
+		tc_hello(&c, 1 << 20);
+		struct tc_attach_opts o = { .slow = SLOW_DISCONNECT, .queue_limit = 64u << 20 };
+		id = tc_attach(&c, w->name, ROLE_CONSUME, &o);
+	}
+	pthread_barrier_wait(w->bar);
+	if (id <= 0) {
+		snprintf(w->err, sizeof(w->err), "consumer attach: %d", id);
+		return NULL;
+	}
+	while (total < (uint64_t)NPROD * PER_PROD) {
+		struct tc_frame f;
+		if (tc_read(&c, &f, 30000) != 1) {
+			snprintf(w->err, sizeof(w->err), "stream ended at %llu", (unsigned long long)total);
+			break;
+		}
+		if (f.type != T_DATA && f.type != T_DATA_BATCH) {
+			snprintf(w->err, sizeof(w->err), "frame 0x%x code %u", f.type,
+				 f.blen >= 4 ? rd32(f.body) : 0);
+			break;
+		}
+		uint32_t cnt = f.type == T_DATA ? 1 : f.arg;
+		const uint8_t *q = f.body;
+		for (uint32_t k = 0; k < cnt; k++) {
+			if (f.type == T_DATA_BATCH)
+				q += 8;
+			uint64_t prod = rd64(q), seq = rd64(q + 8);
+			q += 16;
+			if (prod >= NPROD || seq != next[prod]) {
+				snprintf(w->err, sizeof(w->err), "producer %llu: seq %llu, expected %u",
+					 (unsigned long long)prod, (unsigned long long)seq,
+					 prod < NPROD ? next[prod] : 0);
+				goto out;
+			}
+			next[prod]++;
+			total++;
+		}
+	}
+out:
+	tc_close(&c);
+	return NULL;
+}
+
+TD_TEST(two_hundred_clients_no_loss_per_client_order, .timeout = 240)
+{
+	td_start(&T, backend, NULL);
+	static char names[NCHAN][TAKT_NAME_MAX + 1];
+	static struct worker w[NCHAN * (NPROD + NCONS)];
+	static pthread_barrier_t bars[NCHAN];
+	unsigned nw = 0;
+	for (int ch = 0; ch < NCHAN; ch++) {
+		strcpy(names[ch], tt_name());
+		tt_create(names[ch], 1 << 16, 1, 64);
+		pthread_barrier_init(&bars[ch], NULL, NPROD + NCONS);
+		for (int i = 0; i < NCONS; i++)
+			w[nw++] = (struct worker){ .name = names[ch], .role = ROLE_CONSUME, .index = i,
+						   .bar = &bars[ch] };
+		for (int i = 0; i < NPROD; i++)
+			w[nw++] = (struct worker){ .name = names[ch], .role = ROLE_PRODUCE, .index = i,
+						   .bar = &bars[ch] };
+	}
+	cr_assert_eq(nw, 200);
+	for (unsigned i = 0; i < nw; i++) {
+		pthread_attr_t at;
+		pthread_attr_init(&at);
+		pthread_attr_setstacksize(&at, 256 << 10);
+		cr_assert_eq(pthread_create(&w[i].th, &at,
+					    w[i].role == ROLE_PRODUCE ? producer_thread : consumer_thread,
+					    &w[i]), 0);
+	}
+	for (unsigned i = 0; i < nw; i++)
+		pthread_join(w[i].th, NULL);
+	for (unsigned i = 0; i < nw; i++)
+		cr_expect_eq(w[i].err[0], 0, "%s client %d on %s: %s",
+			     w[i].role == ROLE_PRODUCE ? "producing" : "consuming", w[i].index, w[i].name,
+			     w[i].err);
+}
