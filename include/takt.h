@@ -282,7 +282,8 @@ TAKT_API int takt_release(takt_consumer *c);
  * Each blocking call spins for the handle's spin budget, then parks on the
  * channel's named semaphore until the absolute CLOCK_MONOTONIC deadline
  * (TAKT_NO_WAIT: try once; TAKT_FOREVER: no limit).  A signal does not end
- * the wait early.  At the deadline: -ETIMEDOUT.  Nothing is posted to a
+ * the wait early (takt_*_interrupt does: -EINTR).  At the deadline:
+ * -ETIMEDOUT.  Nothing is posted to a
  * semaphore unless somebody is parked, so the try_* calls stay free of
  * system calls.
  */
@@ -292,6 +293,28 @@ TAKT_API int takt_recv(takt_consumer *c, void *buf, size_t cap, struct takt_msg 
 		       uint64_t deadline_ns);
 TAKT_API int takt_recv_batch(takt_consumer *c, struct takt_msg *msgs, unsigned n, void *buf,
 			     size_t cap, uint64_t deadline_ns);
+/** Blocking takt_try_send_batch: waits for room for the first record,
+ *  then publishes as many as fit (returns that count). */
+TAKT_API int takt_send_batch(takt_producer *p, const struct takt_msg *msgs, unsigned n,
+			     uint64_t deadline_ns);
+
+/**
+ * Wait until a record is available (0), or the deadline (-ETIMEDOUT),
+ * without receiving it.  Safe from one thread other than the handle's
+ * owner while the owner calls the try_* functions (it reads shared state
+ * only): for event loops that delegate waiting to a thread.  May return 0
+ * early when the owner is mid-batch; try, then wait again.
+ */
+TAKT_API int takt_wait_readable(takt_consumer *c, uint64_t deadline_ns);
+/** Wait until a record of len bytes fits in the producer's lane; same rules. */
+TAKT_API int takt_wait_writable(takt_producer *p, size_t len, uint64_t deadline_ns);
+/**
+ * Ask the blocking call in progress on this handle (from another thread),
+ * or else the next one, to return -EINTR.  Signals never do that; this does.
+ */
+TAKT_API void takt_consumer_interrupt(takt_consumer *c);
+TAKT_API void takt_producer_interrupt(takt_producer *p);
+
 /** Spin budget before parking, in ns (default 20000; 0 parks at once). */
 TAKT_API void takt_producer_set_spin_ns(takt_producer *p, uint32_t spin_ns);
 TAKT_API void takt_consumer_set_spin_ns(takt_consumer *c, uint32_t spin_ns);

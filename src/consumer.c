@@ -362,3 +362,25 @@ bool takt_consumer_has_record(takt_consumer *c)
 			return true;
 	return false;
 }
+
+/*
+ * The same question from shared state only (the published heads, the
+ * commit words, the lanes' broken flags), for a thread other than the
+ * handle's owner: takt_wait_readable.  A record the owner has consumed but
+ * not yet published (mid-batch) makes it answer true early; its caller
+ * simply tries and waits again.
+ */
+bool takt_consumer_has_record_shared(takt_consumer *c)
+{
+	for (unsigned k = 0; k < c->lanes; k++) {
+		const struct takt_lane_rx *rx = &c->lane[k].rx; /* immutable fields only */
+		if (atomic_load_explicit(&rx->ctrl->broken, memory_order_relaxed))
+			return true; /* let the owner's receive report it */
+		uint64_t head = atomic_load_explicit(&rx->ctrl->head, memory_order_acquire);
+		struct takt_rec_header *hdr = takt_rec_at(rx->data, rx->mask, head);
+		uint64_t word = atomic_load_explicit(&hdr->commit, memory_order_acquire);
+		if ((word | TAKT_PADDING_BIT) == takt_pad_word(head))
+			return true;
+	}
+	return false;
+}

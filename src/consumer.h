@@ -26,11 +26,13 @@ struct takt_consumer {
 	uint32_t peek_len;
 	uint32_t spin_ns;
 	struct takt_doorbell rx_bell;        /* our receive doorbell */
+	_Atomic uint32_t interrupt;          /* takt_consumer_interrupt() pending */
 	takt_channel *ch;
 	bool owns_channel;
 	struct takt_consumer_lane lane[];
 };
 
 bool takt_consumer_has_record(takt_consumer *c);
+bool takt_consumer_has_record_shared(takt_consumer *c);
 
 #endif

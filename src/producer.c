@@ -297,3 +297,17 @@ bool takt_producer_has_room(takt_producer *p, size_t len)
 	uint64_t end = tx->tail + takt_lane_pad_before(tx, tx->tail, rec) + rec;
 	return takt_lane_tx_room(tx, end) != -EAGAIN;
 }
+
+/* The same from shared state only (the published tail and head), for a
+ * thread other than the handle's owner: takt_wait_writable. */
+bool takt_producer_has_room_shared(takt_producer *p, size_t len)
+{
+	const struct takt_lane_tx *tx = &p->tx; /* immutable fields only */
+	if (atomic_load_explicit(&tx->ctrl->broken, memory_order_relaxed) || len > tx->max_record)
+		return true; /* let the owner's send report it */
+	uint64_t tail = atomic_load_explicit(&tx->ctrl->tail, memory_order_relaxed);
+	uint64_t head = atomic_load_explicit(&tx->ctrl->head, memory_order_acquire);
+	uint64_t rec = takt_rec_size(len);
+	uint64_t end = tail + takt_lane_pad_before(tx, tail, rec) + rec;
+	return end + TAKT_HEADROOM - head <= tx->capacity;
+}

@@ -16,6 +16,7 @@ struct takt_producer {
 	uint64_t res_pos;
 	uint64_t res_pad;
 	struct takt_doorbell space;          /* this lane's space doorbell */
+	_Atomic uint32_t interrupt;          /* takt_producer_interrupt() pending */
 	uint32_t spin_ns;
 	unsigned lane;
 	takt_channel *ch;
@@ -23,5 +24,6 @@ struct takt_producer {
 };
 
 bool takt_producer_has_room(takt_producer *p, size_t len);
+bool takt_producer_has_room_shared(takt_producer *p, size_t len);
 
 #endif
