@@ -332,7 +332,25 @@ for cc in gcc clang; do
 done
 ((hdr_ok)) && record PASS "takt.h as C++ and C11" || record FAIL "takt.h as C++ and C11"
 
-# ---- 6. nothing left behind in /dev/shm ---------------------------------------
+# ---- 6. fuzzing (libFuzzer, clang) ------------------------------------------------
+# The segment parser (open + receive + stats on a hostile image) and taktd's
+# frame parser and protocol state machine.  FUZZ_SECONDS each (CI: 30 s;
+# TAKT_LONG=1: 600 s).  The corpora also replay as ctest tests in every variant.
+FUZZ_SECONDS=${FUZZ_SECONDS:-$([[ $LONG == 1 ]] && echo 600 || echo 30)}
+export FUZZ_SECONDS
+for fz in fuzz fuzz-taktd; do
+	[[ -x $ROOT/scripts/$fz.sh || -f $ROOT/scripts/$fz.sh ]] || continue
+	log "$fz (${FUZZ_SECONDS}s)"
+	t=$(date +%s)
+	if bash "$ROOT/scripts/$fz.sh" >"$BUILD/$fz.log" 2>&1; then
+		record PASS "$fz: ${FUZZ_SECONDS}s" "$(tail -1 "$BUILD/$fz.log" | cut -c1-60) ($(elapsed "$t"))"
+	else
+		tail -30 "$BUILD/$fz.log"
+		record FAIL "$fz: ${FUZZ_SECONDS}s" "see $BUILD/$fz.log"
+	fi
+done
+
+# ---- 7. nothing left behind in /dev/shm ---------------------------------------
 # Channels the tests created and did not remove.  A warning, not a failure:
 # on a shared machine another process may have made them meanwhile.
 SHM_AFTER=$(mktemp)
