@@ -1,0 +1,216 @@
+// SPDX-License-Identifier: MIT
+package io.takt.peer;
+
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.time.Duration;
+import java.util.List;
+
+/**
+ * A producing attachment (docs/PROTOCOL.md §5).  Each record gets the next sequence
+ * number of the attachment (1, 2, 3, ...); {@link #committed()} is the count taktd
+ * acknowledged as committed to the ring.
+ *
+ * <p>{@code send} writes the record at once and returns its sequence number without
+ * waiting for the acknowledgement; at most {@code window} records are unacknowledged
+ * (a full ring blocks the next send: back-pressure).  {@link #flush(Duration)} waits
+ * until everything sent is committed; {@link #sendAndWait} does both for one record.
+ * {@link #sendBatch} packs many records into DATA_BATCH frames: the fast path.
+ *
+ * <p>Records above the channel's max_record throw {@link TaktException.RecordTooLarge}
+ * before anything is sent.  Thread-safe.
+ */
+public final class Producer implements AutoCloseable {
+    private static final long FOREVER = Long.MAX_VALUE;
+    private final TaktClient client;
+    private final TaktClient.Attachment att;
+    private final int window;
+    private final long windowBytes;
+    private final int batchLimit;
+    private final ByteBuffer batch;
+    private final java.util.ArrayDeque<long[]> marks = new java.util.ArrayDeque<>(); // {endSeq, startBytes}
+    private long sentBytes;
+
+    Producer(TaktClient client, TaktClient.Attachment att, AttachOptions o) {
+        this.client = client;
+        this.att = att;
+        this.window = Math.max(1, o.window);
+        this.windowBytes = Math.max(1, o.windowBytes);
+        int limit = Math.min(client.server().maxFrame(), TaktClient.CLIENT_BATCH_MAX);
+        this.batchLimit = Math.max(limit, Wire.HDR + Wire.BATCH_REC + att.info.maxRecord());
+        this.batch = ByteBuffer.allocate(batchLimit).order(ByteOrder.LITTLE_ENDIAN);
+    }
+
+    public String channel() { return att.name; }
+    public ChannelInfo info() { return att.info; }
+    public int maxRecord() { return att.info.maxRecord(); }
+
+    /** Records sent on this attachment. */
+    public long sent() {
+        client.lock.lock();
+        try { return att.sent; } finally { client.lock.unlock(); }
+    }
+
+    /** Records taktd acknowledged as committed to the ring. */
+    public long committed() {
+        client.lock.lock();
+        try { return att.committed; } finally { client.lock.unlock(); }
+    }
+
+    /** Send one record of type 0; returns its sequence number. */
+    public long send(byte[] data) throws TaktException {
+        return send(data, 0, null);
+    }
+
+    /** Send one record of the given type (unsigned, below 0xFFFF0000); returns its sequence number. */
+    public long send(byte[] data, int type) throws TaktException {
+        return send(data, type, null);
+    }
+
+    /** Send one record; wait at most timeout (null: no limit) for room in the window. */
+    public long send(byte[] data, int type, Duration timeout) throws TaktException {
+        checkRecord(data.length, type);
+        return sendFrame(Wire.DATA, type, ByteBuffer.wrap(data), 1, deadline(timeout));
+    }
+
+    /** Send one record and wait until it is committed to the ring. */
+    public long sendAndWait(byte[] data, int type, Duration timeout) throws TaktException {
+        long dl = deadline(timeout);
+        checkRecord(data.length, type);
+        long seq = sendFrame(Wire.DATA, type, ByteBuffer.wrap(data), 1, dl);
+        awaitCommitted(seq, dl);
+        return seq;
+    }
+
+    /** Send records (all of one type) in DATA_BATCH frames; returns the last sequence number. */
+    public long sendBatch(List<byte[]> records, int type) throws TaktException {
+        return sendBatch(records.toArray(new byte[0][]), null, type, null);
+    }
+
+    /**
+     * Send records in DATA_BATCH frames.  types may be null (every record of type
+     * defaultType) or give each record's type.  Every record is checked against
+     * max_record first.  Returns the sequence number of the last record.
+     */
+    public synchronized long sendBatch(byte[][] records, int[] types, int defaultType, Duration timeout)
+            throws TaktException {
+        for (int i = 0; i < records.length; i++)
+            checkRecord(records[i].length, types != null ? types[i] : defaultType);
+        long dl = deadline(timeout);
+        long seq = sent();
+        batch.clear();
+        batch.position(Wire.HDR);
+        int n = 0;
+        for (int i = 0; i < records.length; i++) {
+            byte[] d = records[i];
+            if (n > 0 && batch.remaining() < Wire.BATCH_REC + d.length) {
+                seq = flushBatch(n, dl);
+                n = 0;
+            }
+            batch.putInt(d.length).putInt(types != null ? types[i] : defaultType).put(d);
+            n++;
+        }
+        if (n > 0)
+            seq = flushBatch(n, dl);
+        return seq;
+    }
+
+    private long flushBatch(int n, long dl) throws TaktException {
+        int len = batch.position();
+        batch.putInt(0, len).putShort(4, (short) Wire.DATA_BATCH).putShort(6, (short) 0).putInt(8, att.chan)
+                .putInt(12, n);
+        batch.flip();
+        long seq = reserve(n, len, dl);
+        client.writeRaw(batch);
+        batch.clear();
+        batch.position(Wire.HDR);
+        return seq;
+    }
+
+    private long sendFrame(int type, int rtype, ByteBuffer body, int n, long dl) throws TaktException {
+        synchronized (this) {
+            long seq = reserve(n, Wire.HDR + body.remaining(), dl);
+            client.writeFrame(type, att.chan, rtype, body);
+            return seq;
+        }
+    }
+
+    /** Wait for room in the window, then count n records as sent; returns the last one's number. */
+    private long reserve(int n, long bytes, long dl) throws TaktException {
+        client.awaitUntil(() -> room(n, bytes), dl, "no room in the window of " + att.name
+                + " (records unacknowledged: is the channel's consumer running?)");
+        client.lock.lock();
+        try {
+            if (att.detached)
+                throw new TaktException.Closed("producer of " + att.name + " is closed");
+            marks.add(new long[] {att.sent + n, sentBytes});
+            att.sent += n;
+            sentBytes += bytes;
+            return att.sent;
+        } finally {
+            client.lock.unlock();
+        }
+    }
+
+    /** Called with the client's lock held. */
+    private boolean room(int n, long bytes) {
+        if (att.detached)
+            return true;
+        long unacked = att.sent - att.committed;
+        if (unacked == 0)
+            return true;
+        while (!marks.isEmpty() && marks.peekFirst()[0] <= att.committed)
+            marks.pollFirst();
+        long unackedBytes = marks.isEmpty() ? 0 : sentBytes - marks.peekFirst()[1];
+        return unacked + n <= window && unackedBytes + bytes <= windowBytes;
+    }
+
+    private void checkRecord(int len, int type) throws TaktException {
+        if ((type & 0xffffffffL) >= Wire.TYPE_RESERVED)
+            throw TaktException.ServerError.of(ErrorCode.INVALID.code, 22, false, att.name,
+                    "record type " + Integer.toUnsignedString(type) + " is reserved (>= 0xFFFF0000)");
+        if (len > att.info.maxRecord())
+            throw new TaktException.RecordTooLarge(len, att.info.maxRecord(), att.name);
+    }
+
+    private static long deadline(Duration timeout) {
+        return timeout == null ? FOREVER : System.nanoTime() + timeout.toNanos();
+    }
+
+    private void awaitCommitted(long seq, long dl) throws TaktException {
+        client.awaitUntil(() -> att.committed >= seq || att.detached, dl,
+                "record " + seq + " of " + att.name + " not acknowledged in time");
+    }
+
+    /** Wait until record seq is committed; returns the committed count. */
+    public long awaitCommitted(long seq, Duration timeout) throws TaktException {
+        awaitCommitted(seq, deadline(timeout));
+        return committed();
+    }
+
+    /** Wait until every record sent is committed (timeout null: no limit); returns the count. */
+    public long flush(Duration timeout) throws TaktException {
+        return awaitCommitted(sent(), timeout);
+    }
+
+    /** Flush (bounded by the client's request timeout), then DETACH. */
+    @Override
+    public void close() throws TaktException {
+        if (att.detached)
+            return;
+        try {
+            flush(client.requestTimeout);
+        } catch (TaktException.ConnectionLost | TaktException.Closed e) {
+            // report below through detach's state
+        }
+        long[] r = client.detach(att, client.requestTimeout);
+        if (r != null) {
+            client.lock.lock();
+            try {
+                att.committed = Math.max(att.committed, r[0]);
+            } finally {
+                client.lock.unlock();
+            }
+        }
+    }
+}

@@ -1,0 +1,24 @@
+# SPDX-License-Identifier: MIT
+"""takt_peer: use takt channels through taktd, from Python (standard library only).
+
+    import takt_peer
+    with takt_peer.Client() as c:                 # $XDG_RUNTIME_DIR/takt/taktd.sock or /run/takt/taktd.sock
+        with c.producer("plc.cmd") as p:
+            p.send(b"start", type=1, wait=True)   # committed to the ring when it returns
+        with c.consumer("plc.events") as cons:
+            for rec in cons:                      # Record: data, type, channel, index, dropped_before
+                print(rec.type, rec.data)
+
+See docs/PEERS.md and docs/PROTOCOL.md.
+"""
+
+from .client import Client, Producer, Consumer, Record, ChannelInfo, ServerInfo
+from .protocol import default_socket_path, VERSION as PROTOCOL_VERSION
+from .errors import *  # noqa: F401,F403
+from . import errors
+
+__version__ = "0.1.0"
+
+__all__ = ["Client", "Producer", "Consumer", "Record", "ChannelInfo", "ServerInfo",
+           "default_socket_path", "PROTOCOL_VERSION", "errors"] + [
+    n for n in dir(errors) if isinstance(getattr(errors, n), type) and issubclass(getattr(errors, n), Exception)]

@@ -1,0 +1,858 @@
+# SPDX-License-Identifier: MIT
+"""A blocking client of taktd (docs/PROTOCOL.md), standard library only.
+
+Thread safety: a :class:`Client` and the producers and consumers it opened
+may be used from several threads at once.  Frames are written whole under a
+lock; socket I/O is done by whichever calling thread needs it (one at a
+time: the "I/O owner" reads every frame, for every attachment, and wakes
+the others), so there is no background thread and a single-threaded caller
+pays no hand-off.  A thread blocked in ``recv()`` does not stop another
+thread from sending: queued output wakes the owner through a pipe.
+
+Producers are pipelined: ``send()`` writes the record and returns its
+sequence number without waiting for the acknowledgement, unless
+``wait=True``; at most ``window`` records are unacknowledged at any time
+(back-pressure from a full ring blocks ``send()`` up to its timeout).
+``flush()`` waits until every record sent is committed to the ring.
+
+Connection loss (taktd killed, restarted, or shut down) is reported, not
+hidden: every call on the connection raises :class:`ConnectionLost`, whose
+``committed`` tells how many records of each producer taktd acknowledged;
+open a new :class:`Client` (``connect_timeout`` waits for taktd to come
+back) and resend from there (at-least-once, PROTOCOL.md §9).
+"""
+
+import collections
+import errno as _errno
+import itertools
+import os
+import select
+import socket
+import threading
+import time
+
+from . import errors
+from . import protocol as P
+
+_POLLIN = select.POLLIN
+_POLLOUT = select.POLLOUT
+_POLLERR = select.POLLERR | select.POLLHUP | select.POLLNVAL
+
+DEFAULT_MAX_FRAME = 4 << 20
+CLIENT_BATCH_MAX = 256 << 10
+
+
+def _deadline(timeout):
+    if timeout is None:
+        return None
+    return time.monotonic() + max(0.0, timeout)
+
+
+def _remaining(deadline):
+    if deadline is None:
+        return None
+    return deadline - time.monotonic()
+
+
+class Record:
+    """One record received from a channel.
+
+    ``data`` (bytes), ``type`` (the record type chosen by the producer),
+    ``channel`` (its name), ``index`` (1, 2, 3, ... per consumer
+    attachment, counting records delivered to this client),
+    ``dropped_before`` (records taktd discarded just before this one under
+    the drop-oldest policy, else 0).  ``lane`` is None: protocol version 1
+    does not carry the producer lane."""
+
+    __slots__ = ("data", "type", "channel", "index", "dropped_before")
+    lane = None
+
+    def __init__(self, data, rtype, channel, index, dropped_before=0):
+        self.data = data
+        self.type = rtype
+        self.channel = channel
+        self.index = index
+        self.dropped_before = dropped_before
+
+    def __repr__(self):
+        d = self.data if len(self.data) <= 32 else self.data[:32] + b"..."
+        return "Record(channel=%r, index=%d, type=%d, len=%d, data=%r)" % (
+            self.channel, self.index, self.type, len(self.data), d)
+
+
+class ChannelInfo:
+    """What ATTACHED reported (PROTOCOL.md §3.4)."""
+
+    __slots__ = ("capacity", "lanes", "max_record", "role", "slow", "created", "queue_limit", "nonce")
+
+    def __init__(self, capacity, lanes, max_record, role, slow, created, queue_limit, nonce):
+        self.capacity, self.lanes, self.max_record = capacity, lanes, max_record
+        self.role, self.slow, self.created = role, slow, bool(created)
+        self.queue_limit, self.nonce = queue_limit, nonce
+
+    def __repr__(self):
+        return ("ChannelInfo(capacity=%d, lanes=%d, max_record=%d, role=%d, slow=%d, created=%s, "
+                "queue_limit=%d, nonce=%#x)" % (self.capacity, self.lanes, self.max_record, self.role,
+                                                self.slow, self.created, self.queue_limit, self.nonce))
+
+
+class ServerInfo:
+    """What WELCOME reported (PROTOCOL.md §3.2)."""
+
+    __slots__ = ("version", "max_frame", "max_attach", "queue_limit", "uid", "gid", "pid")
+
+    def __init__(self, version, max_frame, max_attach, queue_limit, uid, gid, pid):
+        self.version, self.max_frame, self.max_attach = version, max_frame, max_attach
+        self.queue_limit, self.uid, self.gid, self.pid = queue_limit, uid, gid, pid
+
+    def __repr__(self):
+        return "ServerInfo(version=%d, max_frame=%d, max_attach=%d, queue_limit=%d, uid=%d, gid=%d, pid=%d)" % (
+            self.version, self.max_frame, self.max_attach, self.queue_limit, self.uid, self.gid, self.pid)
+
+
+class Client:
+    """A connection to taktd.
+
+    ``Client(socket_path=None, name=None, timeout=10.0, connect_timeout=0,
+    max_frame=4 MiB)``: connects and says HELLO.  ``socket_path`` defaults
+    to taktd's default (``$XDG_RUNTIME_DIR/takt/taktd.sock``, else
+    ``/run/takt/taktd.sock``); the environment variable ``TAKTD_SOCKET``
+    overrides the default.  ``timeout`` bounds the control requests
+    (HELLO, ATTACH, DETACH, PING, the close handshake).
+    ``connect_timeout`` > 0 retries connecting while taktd is not running
+    (e.g. while it restarts), for that many seconds.
+
+    Use as a context manager; ``close()`` flushes producers, detaches and
+    says BYE.
+    """
+
+    def __init__(self, socket_path=None, name=None, timeout=10.0, connect_timeout=0.0,
+                 max_frame=DEFAULT_MAX_FRAME):
+        if max_frame < P.MIN_FRAME:
+            raise ValueError("max_frame must be at least %d" % P.MIN_FRAME)
+        self.socket_path = socket_path or os.environ.get("TAKTD_SOCKET") or P.default_socket_path()
+        self.timeout = timeout
+        self.max_frame = max_frame
+        self._mu = threading.Lock()
+        self._cv = threading.Condition(self._mu)
+        self._io_owner = False
+        self._error = None          # the exception every call raises once the connection is dead
+        self._closed = False
+        self._bye = False
+        self._out = bytearray()     # frames not yet handed to the kernel
+        self._out_queued = 0        # bytes ever queued
+        self._out_sent = 0          # bytes ever sent
+        self._rest = b""            # start of an incomplete frame
+        self._writes = 0
+        self._rbuf = bytearray(1 << 20)
+        self._rview = memoryview(self._rbuf)
+        self._answers = {}
+        self._req = itertools.count(1)
+        self._atts = {}             # chan id -> _Attachment
+        self.server = None
+        self._sock = self._connect(connect_timeout)
+        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._poll = select.poll()
+        self._poll.register(self._sock.fileno(), _POLLIN)
+        self._poll.register(self._wake_r, _POLLIN)
+        self._poll_out = False
+        try:
+            req = self._next_req()
+            cname = (name if name is not None else "python-%d" % os.getpid()).encode("utf-8")[:64]
+            body = self._request(P.hello(req, max_frame, cname), req, self.timeout, "HELLO")
+            self.server = ServerInfo(*P.WELCOME_BODY.unpack(body)[:1], *P.WELCOME_BODY.unpack(body)[2:8])
+        except BaseException:
+            self._teardown()
+            raise
+
+    # ---- connecting ---------------------------------------------------------------
+
+    def _connect(self, connect_timeout):
+        deadline = time.monotonic() + max(0.0, connect_timeout or 0.0)
+        delay = 0.01
+        while True:
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+            try:
+                s.connect(self.socket_path)
+                s.setblocking(False)
+                return s
+            except (FileNotFoundError, ConnectionRefusedError) as e:
+                s.close()
+                if time.monotonic() < deadline:
+                    time.sleep(delay)
+                    delay = min(delay * 2, 0.2)
+                    continue
+                raise errors.NotRunning(
+                    "taktd is not running: cannot connect to %s (%s); start taktd, or pass "
+                    "socket_path= / set TAKTD_SOCKET" % (self.socket_path, e.strerror),
+                    self.socket_path, e) from None
+            except PermissionError as e:
+                s.close()
+                raise errors.SocketPermissionError(
+                    "cannot connect to taktd at %s: %s (the socket's mode, 0660 by default, needs "
+                    "its owner or group)" % (self.socket_path, e.strerror), self.socket_path, e) from None
+            except OSError as e:
+                s.close()
+                raise errors.ConnectError("cannot connect to taktd at %s: %s" % (self.socket_path, e),
+                                          self.socket_path, e) from None
+
+    # ---- public API -----------------------------------------------------------------
+
+    def producer(self, channel, create=False, exclusive=False, lanes=1, capacity=1 << 20,
+                 max_record=None, mode=0o600, window=65536, window_bytes=8 << 20, timeout=None):
+        """Attach to ``channel`` as a producer (PROTOCOL.md §5) and return a
+        :class:`Producer`.  With ``create=True`` the channel is created if
+        missing (``exclusive=True``: fail with ChannelExists if it exists)
+        with ``lanes``, ``capacity`` (bytes per lane, a power of two),
+        ``max_record`` (default min(capacity/4, 64 KiB)) and ``mode``."""
+        att = self._attach(P.ROLE_PRODUCE, channel, create, exclusive, lanes, capacity, max_record,
+                           mode, 0, 0, timeout)
+        return Producer(self, att, window, window_bytes)
+
+    def consumer(self, channel, create=False, exclusive=False, lanes=1, capacity=1 << 20,
+                 max_record=None, mode=0o600, queue_limit=0, slow=None, timeout=None):
+        """Attach to ``channel`` as a consumer (PROTOCOL.md §6) and return a
+        :class:`Consumer`.  ``queue_limit`` (bytes, 0 = server default) and
+        ``slow`` ("disconnect" or "drop-oldest", None = server default)
+        choose the slow-consumer policy."""
+        if slow not in P.SLOW_POLICIES:
+            raise ValueError("slow must be None, 'disconnect' or 'drop-oldest'")
+        att = self._attach(P.ROLE_CONSUME, channel, create, exclusive, lanes, capacity, max_record,
+                           mode, queue_limit, P.SLOW_POLICIES[slow], timeout)
+        return Consumer(self, att)
+
+    def ping(self, payload=b"", timeout=None):
+        """Round trip through taktd; returns the seconds it took."""
+        if len(payload) > 256:
+            raise ValueError("PING payload is at most 256 bytes")
+        req = self._next_req()
+        t0 = time.monotonic()
+        body = self._request(P.frame(P.PING, 0, req, payload), req,
+                             self.timeout if timeout is None else timeout, "PING")
+        if body != payload:
+            raise errors.TaktError("PONG does not echo the PING")
+        return time.monotonic() - t0
+
+    @property
+    def closed(self):
+        return self._closed
+
+    def close(self, timeout=None):
+        """Flush producers (up to ``timeout``, default the client's timeout),
+        detach everything, say BYE and close.  Never raises for a connection
+        that is already dead."""
+        if self._closed:
+            return
+        timeout = self.timeout if timeout is None else timeout
+        deadline = _deadline(timeout)
+        try:
+            if self._error is None:
+                for att in list(self._atts.values()):
+                    if att.role == P.ROLE_PRODUCE and not att.detached:
+                        try:
+                            self._wait_for(lambda a=att: a.committed >= a.sent, deadline)
+                        except errors.TaktError:
+                            pass
+                with self._cv:
+                    self._queue(P.frame(P.BYE))
+                try:
+                    self._wait_for(lambda: self._bye, deadline)
+                except errors.TaktError:
+                    pass
+        finally:
+            self._teardown()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            if not self._closed and getattr(self, "_sock", None) is not None:
+                self._teardown()
+        except Exception:
+            pass
+
+    # ---- internals: requests --------------------------------------------------------
+
+    def _next_req(self):
+        return next(self._req) & 0xFFFFFFFF
+
+    def _attach(self, role, channel, create, exclusive, lanes, capacity, max_record, mode,
+                queue_limit, slow, timeout):
+        if not isinstance(channel, str) or not P.valid_name(channel):
+            raise errors.InvalidArgument("bad channel name %r: 1..200 characters from [A-Za-z0-9._-]"
+                                         % (channel,), sys_errno=_errno.EINVAL, channel=channel)
+        if create and max_record is None:
+            max_record = min(capacity // 4, 65536)
+        req = self._next_req()
+        fr = P.attach(req, role, channel, create, exclusive, lanes, capacity, max_record or 0,
+                      mode, queue_limit, slow)
+        body = self._request(fr, req, self.timeout if timeout is None else timeout, "ATTACH",
+                             channel)
+        chan, info = body
+        att = _Attachment(chan, channel, role, info)
+        with self._cv:
+            self._atts[chan] = att
+        return att
+
+    def _request(self, frame, req, timeout, what, channel=None):
+        """Queue a request frame and wait for its answer (by request id)."""
+        with self._cv:
+            self._check()
+            self._answers[req] = None
+            self._queue(frame)
+        try:
+            self._wait_for(lambda: self._answers.get(req) is not None, _deadline(timeout),
+                           "no answer to %s from taktd" % what)
+        except BaseException:
+            with self._cv:
+                self._answers.pop(req, None)
+            raise
+        with self._cv:
+            ans = self._answers.pop(req)
+        if isinstance(ans, errors.ServerError):
+            if channel and ans.channel is None:
+                ans.channel = channel
+            raise ans
+        return ans
+
+    def _detach(self, att, timeout):
+        with self._cv:
+            if att.detached or self._error is not None:
+                att.detached = True
+                self._atts.pop(att.chan, None)
+                return None
+            req = self._next_req()
+            self._answers[req] = None
+            self._queue(P.frame(P.DETACH, att.chan, req))
+        try:
+            self._wait_for(lambda: self._answers.get(req) is not None, _deadline(timeout),
+                           "no answer to DETACH")
+            with self._cv:
+                ans = self._answers.pop(req)
+            if isinstance(ans, errors.ServerError):
+                raise ans
+            return ans
+        finally:
+            with self._cv:
+                att.detached = True
+                self._atts.pop(att.chan, None)
+                self._cv.notify_all()
+
+    # ---- internals: I/O ---------------------------------------------------------------
+
+    def _check(self):
+        if self._error is not None:
+            raise self._error
+        if self._closed:
+            raise errors.Closed("the client is closed")
+
+    def _queue(self, data):
+        """Append whole frames to the output (lock held)."""
+        self._out += data
+        self._out_queued += len(data)
+        if self._io_owner:
+            try:
+                os.write(self._wake_w, b"x")
+            except BlockingIOError:
+                pass
+        return self._out_queued
+
+    def _wait_for(self, pred, deadline, what="timed out"):
+        """Do I/O (or let the I/O owner do it) until pred() holds (checked
+        with the lock held).  Raises the connection's error, or Timeout."""
+        with self._cv:
+            while True:
+                if pred():
+                    return
+                self._check()
+                rem = _remaining(deadline)
+                if rem is not None and rem <= 0:
+                    raise errors.Timeout(what)
+                if self._io_owner:
+                    self._cv.wait(rem)
+                    continue
+                self._io_owner = True
+                self._mu.release()
+                try:
+                    self._io_round(rem)
+                except BaseException as e:
+                    self._mu.acquire()
+                    self._io_owner = False
+                    self._cv.notify_all()
+                    if not isinstance(e, errors.TaktError):
+                        raise
+                    continue
+                self._mu.acquire()
+                self._io_owner = False
+                self._cv.notify_all()
+
+    def _io_round(self, timeout):
+        """One round of socket I/O by the owner, without the lock."""
+        sock = self._sock
+        if self._out:
+            if self._write():
+                self._writes += 1
+                if self._writes & 15 == 0:
+                    self._read()  # pick up ACKs now and then while streaming
+                return  # wrote something: let the caller re-check
+        want_out = bool(self._out)
+        if want_out != self._poll_out:
+            self._poll.modify(sock.fileno(), _POLLIN | (_POLLOUT if want_out else 0))
+            self._poll_out = want_out
+        ms = -1 if timeout is None else max(0, int(timeout * 1000 + 0.999))
+        try:
+            events = self._poll.poll(ms)
+        except InterruptedError:
+            return
+        for fd, ev in events:
+            if fd == self._wake_r:
+                try:
+                    os.read(self._wake_r, 4096)
+                except BlockingIOError:
+                    pass
+            elif ev & _POLLIN or ev & _POLLERR:
+                self._read()
+            elif ev & _POLLOUT:
+                self._write()
+
+    def _write(self):
+        with self._mu:
+            if not self._out:
+                return False
+            chunk = self._out
+            self._out = bytearray()
+        try:
+            n = self._sock.send(chunk)
+        except (BlockingIOError, InterruptedError):
+            n = 0
+        except OSError as e:
+            n = -1
+            err = e
+        with self._mu:
+            if n < 0:
+                self._out[0:0] = chunk
+                self._fail(errors.ConnectionLost(self._lost_text(self._why(err)), self._committed_map(), err))
+                raise self._error
+            if n < len(chunk):
+                self._out[0:0] = memoryview(chunk)[n:]
+            self._out_sent += n
+            if n:
+                self._cv.notify_all()
+        return n > 0
+
+    def _read(self):
+        try:
+            n = self._sock.recv_into(self._rbuf)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as e:
+            with self._mu:
+                self._fail(errors.ConnectionLost(self._lost_text(self._why(e)), self._committed_map(), e))
+            raise self._error
+        if n == 0:
+            with self._mu:
+                if self._bye:
+                    why = "taktd closed the connection (it said BYE: shutting down)"
+                else:
+                    why = "taktd closed the connection without BYE (killed or restarted?)"
+                self._fail(errors.ConnectionLost(self._lost_text(why), self._committed_map()))
+            raise self._error
+        data = self._rview[:n].tobytes()
+        if self._rest:
+            data = self._rest + data
+        frames = []
+        off, end = 0, len(data)
+        unpack = P.HDR.unpack_from
+        while end - off >= 16:
+            length, ftype, flags, chan, arg = unpack(data, off)
+            if length < 16 or length > self.max_frame:
+                with self._mu:
+                    self._fail(errors.ConnectionLost("taktd sent an impossible frame length %d" % length))
+                raise self._error
+            if end - off < length:
+                break
+            frames.append((ftype, flags, chan, arg, data, off + 16, off + length))
+            off += length
+        self._rest = data[off:] if off < end else b""
+        if frames:
+            with self._mu:
+                for f in frames:
+                    self._dispatch(*f)
+                self._cv.notify_all()
+
+    def _dispatch(self, ftype, flags, chan, arg, buf, start, end):
+        """Apply one frame from taktd (lock held)."""
+        if ftype == P.DATA_BATCH:
+            att = self._atts.get(chan)
+            if att is None or att.detached:
+                return
+            q, name, unpack = att.queue, att.name, P.BATCH_REC.unpack_from
+            off = start
+            gap = att.gap
+            idx = att.delivered
+            for _ in range(arg):
+                ln, rt = unpack(buf, off)
+                off += 8
+                idx += 1
+                q.append(Record(buf[off:off + ln], rt, name, idx, gap))
+                gap = 0
+                off += ln
+            att.gap = 0
+            att.delivered = idx
+        elif ftype == P.DATA:
+            att = self._atts.get(chan)
+            if att is None or att.detached:
+                return
+            att.delivered += 1
+            att.queue.append(Record(buf[start:end], arg, att.name, att.delivered, att.gap))
+            att.gap = 0
+        elif ftype == P.ACK:
+            att = self._atts.get(chan)
+            if att is not None:
+                (c,) = P.U64.unpack_from(buf, start)
+                if c > att.committed:
+                    att.committed = c
+        elif ftype == P.DROPPED:
+            att = self._atts.get(chan)
+            if att is not None:
+                now, total = P.U64X2.unpack_from(buf, start)
+                att.gap += now
+                att.dropped = total
+        elif ftype == P.ERROR:
+            code, sys_errno = P.ERROR_BODY.unpack_from(buf, start)
+            msg = buf[start + 8:end].decode("utf-8", "replace")
+            att = self._atts.get(chan)
+            fatal = bool(flags & P.FLAG_FATAL)
+            exc = errors.error_for(code, msg, sys_errno, fatal, att.name if att else None)
+            if fatal:
+                if att is not None:
+                    att.error = exc
+                self._fail(exc)
+            elif arg in self._answers:
+                self._answers[arg] = exc
+        elif ftype == P.ATTACHED:
+            if arg in self._answers:
+                self._answers[arg] = (chan, ChannelInfo(*P.ATTACHED_BODY.unpack_from(buf, start)))
+        elif ftype == P.DETACHED:
+            if arg in self._answers:
+                self._answers[arg] = P.U64X2.unpack_from(buf, start)
+        elif ftype == P.WELCOME or ftype == P.PONG:
+            if arg in self._answers:
+                self._answers[arg] = buf[start:end]
+        elif ftype == P.BYE:
+            self._bye = True
+        # unknown types from a newer server are ignored
+
+    def _why(self, e):
+        if isinstance(e, (ConnectionResetError, BrokenPipeError)):
+            return "taktd closed the connection without BYE (killed or restarted?): %s" % e.strerror
+        return "socket error: %s" % e
+
+    def _committed_map(self):
+        return {a.name: a.committed for a in self._atts.values() if a.role == P.ROLE_PRODUCE}
+
+    def _lost_text(self, why):
+        return "connection to taktd at %s lost: %s" % (self.socket_path, why)
+
+    def _fail(self, exc):
+        """The connection is dead (lock held): remember why, wake everybody."""
+        if self._error is None:
+            self._error = exc
+            self._cv.notify_all()
+
+    def _teardown(self):
+        with self._mu:
+            self._closed = True
+            if self._error is None:
+                self._error = errors.Closed("the client is closed")
+            self._cv.notify_all()
+        try:
+            self._sock.close()
+        except Exception:
+            pass
+        for fd in (getattr(self, "_wake_r", None), getattr(self, "_wake_w", None)):
+            if fd is not None:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self._wake_r = self._wake_w = None
+
+
+class _Attachment:
+    __slots__ = ("chan", "name", "role", "info", "queue", "committed", "sent", "sent_bytes",
+                 "acked_bytes_marks", "delivered", "dropped", "gap", "detached", "error")
+
+    def __init__(self, chan, name, role, info):
+        self.chan, self.name, self.role, self.info = chan, name, role, info
+        self.queue = collections.deque()
+        self.committed = 0
+        self.sent = 0
+        self.sent_bytes = 0
+        self.acked_bytes_marks = collections.deque()   # (seq, cumulative bytes) per frame
+        self.delivered = 0
+        self.dropped = 0
+        self.gap = 0
+        self.detached = False
+        self.error = None
+
+
+class _Endpoint:
+    def __init__(self, client, att):
+        self._client = client
+        self._att = att
+
+    @property
+    def channel(self):
+        """The channel's name."""
+        return self._att.name
+
+    @property
+    def info(self):
+        """The channel's ChannelInfo from ATTACHED (capacity, lanes, max_record, ...)."""
+        return self._att.info
+
+    @property
+    def max_record(self):
+        return self._att.info.max_record
+
+    @property
+    def closed(self):
+        return self._att.detached
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class Producer(_Endpoint):
+    """A producing attachment (PROTOCOL.md §5).  Sequence numbers count this
+    attachment's records from 1; ``committed`` is the last acknowledged."""
+
+    def __init__(self, client, att, window, window_bytes):
+        super().__init__(client, att)
+        self.window = max(1, int(window))
+        self.window_bytes = max(1, int(window_bytes))
+        limit = min(client.server.max_frame, CLIENT_BATCH_MAX)
+        self._batch_limit = max(limit, P.HDR_SIZE + 8 + att.info.max_record)
+
+    @property
+    def sent(self):
+        """Records sent on this attachment."""
+        return self._att.sent
+
+    @property
+    def committed(self):
+        """Records taktd acknowledged as committed to the ring."""
+        return self._att.committed
+
+    def _check_record(self, data, rtype):
+        if rtype < 0 or rtype >= P.TYPE_RESERVED:
+            raise errors.InvalidArgument("record type %d out of range 0..0x%x" % (rtype, P.TYPE_RESERVED - 1),
+                                         sys_errno=_errno.EINVAL, channel=self._att.name)
+        if len(data) > self._att.info.max_record:
+            raise errors.RecordTooLarge(len(data), self._att.info.max_record, self._att.name)
+
+    def _room(self, n, nbytes):
+        att = self._att
+        unacked = att.sent - att.committed
+        return unacked == 0 or (unacked + n <= self.window and self._unacked_bytes() + nbytes <= self.window_bytes)
+
+    def _unacked_bytes(self):
+        att = self._att
+        marks = att.acked_bytes_marks
+        while marks and marks[0][0] <= att.committed:
+            marks.popleft()
+        if not marks:
+            return 0
+        # bytes of frames not yet fully acknowledged (approximate: whole frames)
+        return att.sent_bytes - marks[0][2]
+
+    def _send_frame(self, frame, n, deadline):
+        cl, att = self._client, self._att
+        with cl._cv:
+            cl._check()
+            if att.detached:
+                raise errors.Closed("producer of %r is closed" % att.name)
+        cl._wait_for(lambda: self._room(n, len(frame)), deadline,
+                     "no room in the window of %r: %d records unacknowledged (is the channel's "
+                     "consumer running?)" % (att.name, att.sent - att.committed))
+        with cl._cv:
+            cl._check()
+            start_bytes = att.sent_bytes
+            att.sent += n
+            att.sent_bytes += len(frame)
+            att.acked_bytes_marks.append((att.sent, att.sent_bytes, start_bytes))
+            end = cl._queue(frame)
+            seq = att.sent
+        cl._wait_for(lambda: cl._out_sent >= end, deadline,
+                     "taktd does not read (back-pressure from a full ring?)")
+        return seq
+
+    def send(self, data, type=0, timeout=None, wait=False):
+        """Send one record (bytes-like) with record ``type``; returns its
+        sequence number.  Blocks while the window is full, up to
+        ``timeout`` seconds (None: no limit) -> Timeout.  ``wait=True``
+        also waits until taktd acknowledged it as committed.  A record
+        above the channel's max_record raises RecordTooLarge before
+        anything is sent."""
+        self._check_record(data, type)
+        deadline = _deadline(timeout)
+        seq = self._send_frame(P.HDR.pack(P.HDR_SIZE + len(data), P.DATA, 0, self._att.chan, type)
+                               + bytes(data), 1, deadline)
+        if wait:
+            self.wait_committed(seq, _remaining(deadline))
+        return seq
+
+    def send_batch(self, records, type=0, timeout=None, wait=False):
+        """Send many records in DATA_BATCH frames (the efficient way).
+        ``records``: an iterable of bytes-like payloads (all of record type
+        ``type``) or of ``(payload, type)`` pairs.  Every record is checked
+        against max_record first.  Returns the sequence number of the last
+        record (or of the last record before, if empty)."""
+        att = self._att
+        chan = att.chan
+        maxrec = att.info.max_record
+        pack = P.BATCH_REC.pack
+        parts = []
+        items = []
+        for r in records:
+            if isinstance(r, tuple):
+                d, t = r
+            else:
+                d, t = r, type
+            if len(d) > maxrec or t < 0 or t >= P.TYPE_RESERVED:
+                self._check_record(d, t)
+            items.append((d, t))
+        deadline = _deadline(timeout)
+        seq = att.sent
+        limit = self._batch_limit - P.HDR_SIZE
+        size = 0
+        for d, t in items:
+            need = 8 + len(d)
+            if parts and size + need > limit:
+                seq = self._flush_parts(parts, size, chan, deadline)
+                parts = []
+                size = 0
+            parts.append(pack(len(d), t))
+            parts.append(d)
+            size += need
+        if parts:
+            seq = self._flush_parts(parts, size, chan, deadline)
+        if wait:
+            self.wait_committed(seq, _remaining(deadline))
+        return seq
+
+    def _flush_parts(self, parts, size, chan, deadline):
+        n = len(parts) // 2
+        if n == 1:
+            hdr = parts[0]
+            _, t = P.BATCH_REC.unpack(hdr)
+            frame = P.HDR.pack(P.HDR_SIZE + size - 8, P.DATA, 0, chan, t) + bytes(parts[1])
+        else:
+            frame = b"".join([P.HDR.pack(P.HDR_SIZE + size, P.DATA_BATCH, 0, chan, n)] + parts)
+        return self._send_frame(frame, n, deadline)
+
+    def wait_committed(self, seq, timeout=None):
+        """Wait until record ``seq`` is committed (acknowledged).  Returns the
+        committed count."""
+        att = self._att
+        self._client._wait_for(lambda: att.committed >= seq or att.detached, _deadline(timeout),
+                               "record %d of %r not acknowledged in time (committed %d)"
+                               % (seq, att.name, att.committed))
+        return att.committed
+
+    def flush(self, timeout=None):
+        """Wait until every record sent is committed; returns the count."""
+        return self.wait_committed(self._att.sent, timeout)
+
+    def close(self, timeout=None):
+        """Flush (up to ``timeout``, default the client's), then DETACH.
+        Returns the committed count taktd reported in DETACHED (or the last
+        ACK if the connection is gone)."""
+        att = self._att
+        if att.detached:
+            return att.committed
+        timeout = self._client.timeout if timeout is None else timeout
+        deadline = _deadline(timeout)
+        try:
+            self.flush(_remaining(deadline))
+        except (errors.ConnectionLost, errors.Closed, errors.ServerError):
+            pass
+        ans = self._client._detach(att, max(0.0, _remaining(deadline) or 0.0) or 1.0)
+        if ans:
+            att.committed = max(att.committed, ans[0])
+        return att.committed
+
+
+class Consumer(_Endpoint):
+    """A consuming attachment (PROTOCOL.md §6).  Iterate over it, or call
+    ``recv()``.  Records received before a connection error are still
+    returned before the error is raised."""
+
+    @property
+    def dropped(self):
+        """Records taktd discarded for this client (drop-oldest policy)."""
+        return self._att.dropped
+
+    @property
+    def delivered(self):
+        return self._att.delivered
+
+    def _ready(self):
+        att = self._att
+        return bool(att.queue) or att.detached
+
+    def _fetch(self, timeout):
+        att, cl = self._att, self._client
+        if not att.queue:
+            if att.detached:
+                raise errors.Closed("consumer of %r is closed" % att.name)
+            try:
+                cl._wait_for(self._ready, _deadline(timeout),
+                             "no record from %r within %s s" % (att.name, timeout))
+            except errors.Timeout:
+                raise
+            except errors.TaktError:
+                if not att.queue:
+                    raise
+            if not att.queue:
+                raise errors.Closed("consumer of %r is closed" % att.name)
+
+    def recv(self, timeout=None):
+        """The next record; waits up to ``timeout`` seconds (None: forever)
+        and raises Timeout when none came."""
+        self._fetch(timeout)
+        return self._att.queue.popleft()
+
+    def recv_many(self, max_records=None, timeout=None):
+        """Every record received so far (at most ``max_records``), waiting up
+        to ``timeout`` for the first one."""
+        self._fetch(timeout)
+        q = self._att.queue
+        if max_records is None or max_records >= len(q):
+            out = list(q)
+            q.clear()
+            return out
+        return [q.popleft() for _ in range(max_records)]
+
+    def __iter__(self):
+        while True:
+            try:
+                yield self.recv()
+            except errors.Closed:
+                return
+
+    def close(self, timeout=None):
+        """DETACH; returns (delivered, dropped) as taktd reported them."""
+        att = self._att
+        if att.detached:
+            return att.delivered, att.dropped
+        ans = self._client._detach(att, self._client.timeout if timeout is None else timeout)
+        return tuple(ans) if ans else (att.delivered, att.dropped)
