@@ -33,12 +33,16 @@ struct bench_opts {
 	int pin;                  /* pin parent to cpu[0], child to cpu[1] */
 	int cpu[2];
 	const char *names[2];     /* process names: parent, child (prctl) */
+	uint64_t verify_every;    /* full-payload checksum on every Nth record (power
+				     of two; 0 = 1024); sequence and check word: always */
+	int mlock;                /* children: mlockall(MCL_CURRENT | MCL_FUTURE) */
 };
 
 struct lat_result {
 	struct hist hist;         /* nanoseconds per round trip */
 	double seconds;           /* wall time of the timed part */
 	int pid[2], cpu[2];       /* parent, child: pid and CPU at the start */
+	uint64_t verified;        /* records whose whole payload was checksummed */
 	int err;                  /* 0 or negative errno */
 	char msg[256];
 };
@@ -50,6 +54,10 @@ struct stream_result {
 	double mbps;              /* payload MB/s (10^6 bytes) */
 	uint64_t full_events;     /* producer: sends that found the ring full */
 	uint64_t empty_polls;     /* consumer: receives that found it empty */
+	uint64_t total_records;   /* received in all (warm-up and window), all checked */
+	uint64_t total_bytes;     /* payload bytes of those */
+	uint64_t verified;        /* records whose whole payload was checksummed */
+	unsigned producers;
 	int pid[2], cpu[2];       /* parent, child: pid and CPU at the start */
 	int err;
 	char msg[256];
@@ -67,7 +75,10 @@ uint64_t bench_now_ns(void);           /* CLOCK_MONOTONIC */
 
 int bench_latency(const struct bench_mech *m, const struct bench_params *p,
 		  const struct bench_opts *o, struct lat_result *out);
-/* batched: use the mechanism's batch calls (p->batch records per call). */
+/* batched: use the mechanism's batch calls (p->batch records per call).
+ * p->producers > 1: that many producer processes (MPSC); each record then
+ * carries its producer's index in the sequence word's top 16 bits and the
+ * consumer checks every producer's sequence. */
 int bench_stream(const struct bench_mech *m, const struct bench_params *p,
 		 const struct bench_opts *o, int batched, struct stream_result *out);
 
@@ -99,6 +110,19 @@ void bench_cpu_snap(struct bench_cpu_snap *s);
 /* Percent of all CPUs' time, between two snapshots. */
 void bench_cpu_disturbance(const struct bench_cpu_snap *a, const struct bench_cpu_snap *b,
 			   double *foreign_pct, double *steal_pct);
+
+/* Progress line on stderr (only when stderr is a terminal, and only once a
+ * step has run for 2 s): bench_progress_label() names the step,
+ * bench_progress() reports the fraction done, bench_progress_end() clears. */
+void bench_progress_label(const char *label);
+void bench_progress(double frac);
+void bench_progress_end(void);
+
+/* Payload stamping and checking, shared with the cyclic harness and tests. */
+void bench_payload_init(void *buf, size_t size);  /* the fixed body pattern */
+void bench_payload_stamp(void *buf, size_t size, uint64_t seq);
+/* 0 if buf holds record seq intact (full: recompute the body checksum too). */
+int bench_payload_check(const void *buf, size_t size, uint64_t seq, int full);
 
 /* Format a nanosecond figure with 3 significant digits: "132 ns", "1.25 us". */
 const char *bench_fmt_ns(char *buf, size_t cap, uint64_t ns);

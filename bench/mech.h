@@ -16,9 +16,18 @@
  *   parent:  teardown()                     after the child exited
  *
  * try_send/try_recv return -EAGAIN when the operation cannot complete now
- * (full / empty); the harness busy-polls.  A blocking mechanism may simply
- * block inside them.  Payloads carry a 64-bit sequence number in their first
- * 8 bytes, which the harness checks on every received record.
+ * (full / empty); the harness busy-polls.  In blocking mode (p->blocking)
+ * they block in the mechanism's natural way and return -EAGAIN only when
+ * interrupted (EINTR: the harness arms a 250 ms SIGALRM interval timer in
+ * blocking mode, without SA_RESTART) or after a bounded timed wait; the
+ * harness then runs its watchdog and calls again.  After -EAGAIN the harness
+ * calls try_recv again with the same buffer, so a byte-stream mechanism may
+ * keep a partial record in it.
+ *
+ * Payloads carry a 64-bit sequence number in their first 8 bytes and, from
+ * 16 bytes on, a check word in their last 8 (harness.c: stamp/verify): the
+ * receiving side verifies both on every record and the whole payload's
+ * checksum on a sample (--verify-every).
  */
 #ifndef TAKT_BENCH_MECH_H
 #define TAKT_BENCH_MECH_H
@@ -42,6 +51,20 @@ struct bench_params {
 	uint64_t capacity;  /* ring bytes per direction */
 	unsigned batch;     /* records per batch call (batch variants) */
 	unsigned id;        /* unique per measurement (for object names) */
+	int blocking;       /* 0: nonblocking calls, busy-polled; 1: natural blocking */
+	unsigned producers; /* streaming: producer processes (0 or 1 = SPSC) */
+	unsigned producer;  /* ROLE_PRODUCER: this process's index (0..producers-1) */
+	uint32_t spin_ns;   /* takt blocking calls: spin budget before parking */
+};
+
+/* What a mechanism supports (struct bench_mech.flags). */
+enum bench_mech_flags {
+	MECH_BUSY = 1u << 0,      /* nonblocking calls (busy-poll mode) */
+	MECH_BLOCK = 1u << 1,     /* blocking mode */
+	MECH_MPSC = 1u << 2,      /* several producer processes into one consumer */
+	MECH_SEQ_ONLY = 1u << 3,  /* carries only the sequence number (cache line, null) */
+	MECH_NO_STREAM = 1u << 4, /* no streaming (a latest-value channel) */
+	MECH_NO_LAT = 1u << 5,    /* no ping-pong */
 };
 
 /* One record for the batch calls: what to send / what was received. */
@@ -66,6 +89,11 @@ struct bench_mech {
 	/* Optional: remove every named object this process still holds (called
 	 * from a SIGINT/SIGTERM handler, so keep it to unlink calls). */
 	void (*cleanup_all)(void);
+	unsigned flags;    /* enum bench_mech_flags */
+	const char *group; /* "limit", "takt", "reference", "kernel" */
+	/* Optional: 0 if the mechanism can carry these parameters, else nonzero
+	 * with the reason in why ("msgsize_max is 8192"): reported as n/a. */
+	int (*check)(const struct bench_params *p, char *why, size_t cap);
 };
 
 /* The mechanisms of this build. */
@@ -73,6 +101,11 @@ extern const struct bench_mech mech_null;      /* no IPC: the harness floor */
 extern const struct bench_mech mech_cacheline; /* one bouncing cache line: the hardware limit */
 extern const struct bench_mech mech_ring;      /* minimal fixed-slot SPSC ring */
 extern const struct bench_mech mech_takt;      /* takt SPSC queue channel(s) */
+extern const struct bench_mech mech_state;     /* takt state channels (latest value) */
+extern const struct bench_mech mech_ck;        /* Concurrency Kit ck_ring (optional) */
+extern const struct bench_mech mech_pipe, mech_fifo, mech_unix_stream, mech_unix_seqpacket,
+	mech_unix_dgram, mech_tcp, mech_posix_mq, mech_sysv_mq, mech_eventfd, mech_sem,
+	mech_futex;
 
 /* Every mechanism of this build, NULL-terminated (mechs.c). */
 extern const struct bench_mech *const bench_mechs[];

@@ -90,4 +90,6 @@ const struct bench_mech mech_cacheline = {
 	.try_recv = cl_try_recv,
 	.close = cl_close,
 	.teardown = cl_teardown,
+	.flags = MECH_BUSY | MECH_SEQ_ONLY | MECH_NO_STREAM,
+	.group = "limit",
 };

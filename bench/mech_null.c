@@ -75,4 +75,6 @@ const struct bench_mech mech_null = {
 	.try_recv = null_try_recv,
 	.close = null_close,
 	.teardown = null_teardown,
+	.flags = MECH_BUSY | MECH_SEQ_ONLY | MECH_NO_STREAM,
+	.group = "floor",
 };

@@ -161,4 +161,6 @@ const struct bench_mech mech_ring = {
 	.try_recv = ring_try_recv,
 	.close = ring_close,
 	.teardown = ring_teardown,
+	.flags = MECH_BUSY,
+	.group = "reference",
 };

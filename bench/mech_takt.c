@@ -2,7 +2,9 @@
 /*
  * mech_takt.c - takt SPSC queue channels through the public API only.
  * Latency: two channels, <base>.a (ping -> pong) and <base>.b (pong -> ping),
- * busy-polling takt_try_send / takt_try_recv.  Streaming: <base>.a alone,
+ * busy-polling takt_try_send / takt_try_recv, or (blocking mode) takt_send /
+ * takt_recv with the spin budget of --spin-ns (0: park at once).  MPSC: one
+ * lane per producer process.  Streaming: <base>.a alone,
  * per record or with takt_try_send_batch / takt_try_recv_batch.
  * Channels are created in the parent before the fork; each process opens
  * its own endpoints after it (takt handles are not inherited).
@@ -24,6 +26,7 @@ struct takt_state {
 };
 
 struct takt_ep {
+	int blocking;
 	takt_producer *tx;
 	takt_consumer *rx;
 	unsigned nmsgs;
@@ -77,7 +80,7 @@ static int tk_setup(const struct bench_params *p, void **state)
 		return -ENOMEM;
 	struct takt_queue_config cfg = {
 		.capacity = p->capacity,
-		.lanes = 1,
+		.lanes = p->producers > 1 ? p->producers : 1,
 		.max_record = (uint32_t)p->size,
 		.mode = 0600,
 	};
@@ -148,18 +151,36 @@ static int tk_open(void *state, const struct bench_params *p, enum bench_role ro
 		tk_close(e);
 		return err;
 	}
+	e->blocking = p->blocking;
+	if (p->blocking) {
+		if (e->tx)
+			takt_producer_set_spin_ns(e->tx, p->spin_ns);
+		if (e->rx)
+			takt_consumer_set_spin_ns(e->rx, p->spin_ns);
+	}
 	*out = e;
 	return 0;
 }
 
+/* Blocking mode: wait at most 200 ms, so the harness's watchdog runs. */
+#define TK_WAIT_NS 200000000ull
+
 static int tk_try_send(void *ep, const void *buf, size_t len)
 {
-	return takt_try_send(((struct takt_ep *)ep)->tx, 1, buf, len);
+	struct takt_ep *e = ep;
+	if (!e->blocking)
+		return takt_try_send(e->tx, 1, buf, len);
+	int rc = takt_send(e->tx, 1, buf, len, takt_deadline_in(TK_WAIT_NS));
+	return rc == -ETIMEDOUT ? -EAGAIN : rc;
 }
 
 static int tk_try_recv(void *ep, void *buf, size_t cap)
 {
-	return takt_try_recv(((struct takt_ep *)ep)->rx, buf, cap, NULL);
+	struct takt_ep *e = ep;
+	if (!e->blocking)
+		return takt_try_recv(e->rx, buf, cap, NULL);
+	int rc = takt_recv(e->rx, buf, cap, NULL, takt_deadline_in(TK_WAIT_NS));
+	return rc == -ETIMEDOUT ? -EAGAIN : rc;
 }
 
 static int tk_try_send_batch(void *ep, const struct bench_rec *recs, unsigned n)
@@ -200,4 +221,6 @@ const struct bench_mech mech_takt = {
 	.close = tk_close,
 	.teardown = tk_teardown,
 	.cleanup_all = tk_unlink_all,
+	.flags = MECH_BUSY | MECH_BLOCK | MECH_MPSC,
+	.group = "takt",
 };

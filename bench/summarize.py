@@ -1,6 +1,10 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""Markdown tables from the JSON files bench/run.sh leaves in a directory."""
+"""Markdown tables from the JSON files bench/run-all.sh (and bench/run.sh)
+leave in a directory: takt-bench compare/mpsc/cyclic (compare*.json,
+mpsc*.json, cyclic*.json), takt-bench-core (core-*.json), Google Benchmark
+(micro-*.json).  Rows measured while other processes took more than 5 % of
+the CPUs are marked "disturbed"."""
 import glob
 import json
 import os
@@ -61,6 +65,97 @@ def core(d):
     print()
 
 
+def fmt_ratio(v):
+    return "-" if v is None else f"{v:.2f}"
+
+
+def dist_mark(r):
+    return " (disturbed)" if r.get("disturbance_pct", 0) > 5 else ""
+
+
+def suite_file(name, j):
+    dist = j.get("disturbance", {})
+    print(f"### {name}: takt-bench {j['command']}\n")
+    p = j["params"]
+    print(f"{j['date']}, {j['cpu_model']}, {j['kernel']}, {j['ncpu']} CPUs; "
+          f"pinned: {'CPUs ' + ','.join(map(str, p['cpu'])) if p['pinned'] else 'no'}; "
+          f"other processes {dist.get('foreign_cpu_pct', 0):.1f} %, steal {dist.get('steal_pct', 0):.1f} %"
+          f"{' - **DISTURBED: not results**' if dist.get('disturbed') else ''}\n")
+    rows = j["results"]
+    if j["command"] == "cyclic":
+        print(f"period {p['period_ns'] / 1e6:g} ms, {p['cycles']} cycles after {p['warmup_cycles']} warm-up, "
+              f"deadline {p['deadline_ns'] / 1e6:g} ms (ns from the intended cycle start)\n")
+        print("| what | min | p50 | p90 | p99 | p99.9 | p99.99 | max | misses | skipped |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for r in rows:
+            if r["status"] != "ok":
+                print(f"| {r['label']} | {r['status']}: {r['reason']} |||||||||")
+                continue
+            c = r["cyclic"]; L = c["latency"]
+            print(f"| {r['label']}{dist_mark(r)} | {L['min']} | {L['p50']} | {L['p90']} | {L['p99']} | "
+                  f"{L.get('p99.9', '-')} | {L.get('p99.99', '-')} | {L['max']} | {c['misses']} | {c['skipped']} |")
+        print()
+        return
+    keys = []
+    for r in rows:
+        k = (r["section"], r["size"], r["mode"], "lat" if r["section"] == "latency" else "st")
+        if r["mechanism"] in ("null", "cacheline"):
+            k = ("limit", 0, "busy", "lat")
+        if k not in keys:
+            keys.append(k)
+    for k in keys:
+        sec, size, mode, kind = k
+        sel = [r for r in rows if ((sec == "limit" and r["mechanism"] in ("null", "cacheline")) or
+                                   (sec != "limit" and r["mechanism"] not in ("null", "cacheline") and
+                                    (r["section"], r["size"], r["mode"]) == (sec, size, mode)))]
+        m = "busy-poll" if mode == "busy" else "blocking"
+        if kind == "lat":
+            print("#### " + ("Floor and hardware limit, round trip (ns)" if sec == "limit" else
+                             f"Round trip, {size} B, {m} (ns)") + "\n")
+            print("| mechanism | min | p50 | p90 | p99 | p99.9 | p99.99 | max | x takt | x limit |")
+            print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+            for r in sel:
+                if r["status"] != "ok":
+                    print(f"| {r['label']} | {r['status']}: {r['reason']} |||||||||")
+                    continue
+                L = r["latency"]
+                lab = f"**{r['label']}**" if r["mechanism"] == "takt" else r["label"]
+                print(f"| {lab}{dist_mark(r)} | {L['min']} | {L['p50']} | {L['p90']} | {L['p99']} | "
+                      f"{L.get('p99.9', '-')} | {L.get('p99.99', '-')} | {L['max']} | "
+                      f"{fmt_ratio(r['ratio_to_takt'])} | {fmt_ratio(r['ratio_to_limit'])} |")
+        else:
+            mp = sec == "mpsc"
+            print(f"#### {'MPSC streaming, ' + str(p['producers']) + ' producers' if mp else 'Streaming'}, "
+                  f"{size} B, {m}\n")
+            print(f"| mechanism | producers | records/s | MB/s | ns/record | x takt | {'x SPSC' if mp else 'x limit'} |")
+            print("|---|---:|---:|---:|---:|---:|---:|")
+            for r in sel:
+                if r["status"] != "ok":
+                    print(f"| {r['label']} | {r['status']}: {r['reason']} ||||||")
+                    continue
+                S = r["stream"]
+                lab = f"**{r['label']}**" if r["mechanism"] == "takt" else r["label"]
+                print(f"| {lab}{dist_mark(r)} | {r['producers']} | {S['records_per_s'] / 1e6:.3f} M | "
+                      f"{S['mb_per_s']:.0f} | {S['ns_per_record']:.1f} | {fmt_ratio(r['ratio_to_takt'])} | "
+                      f"{fmt_ratio(r['ratio_to_limit'])} |")
+        print()
+    if j.get("targets"):
+        print("#### Ratios and targets\n")
+        print("| issue | ratio | value | target | verdict |")
+        print("|---|---|---:|---|---|")
+        for t in j["targets"]:
+            tg = "-" if t["target"] is None else f"{t['op']} {t['target']:.2f}"
+            print(f"| {t['issue']} | {t['name']} | {t['value']:.3f} | {tg} | {t['verdict']} |")
+        print()
+
+
+def suite(d):
+    for pattern in ("compare*.json", "mpsc*.json", "cyclic*.json"):
+        for name, j in load(os.path.join(d, pattern)):
+            if j.get("benchmark") == "takt-bench":
+                suite_file(name, j)
+
+
 def micro(d):
     runs = load(os.path.join(d, "micro-*.json"))
     if not runs:
@@ -80,5 +175,6 @@ def micro(d):
 
 if __name__ == "__main__":
     d = sys.argv[1] if len(sys.argv) > 1 else "."
+    suite(d)
     core(d)
     micro(d)

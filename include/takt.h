@@ -439,6 +439,9 @@ TAKT_API int takt_state_wait_newer(takt_state_reader *r, uint64_t deadline_ns);
 TAKT_API int takt_state_snapshot(takt_channel *ch, void *buf, size_t cap,
 				 struct takt_state_info *info);
 
+/** Spin budget of takt_state_wait_newer before it parks, in ns (default 20000). */
+TAKT_API void takt_state_reader_set_spin_ns(takt_state_reader *r, uint32_t spin_ns);
+
 struct takt_state_stats {
 	uint64_t writes;         /**< images published */
 	uint64_t reads;          /**< new images taken by readers */

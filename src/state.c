@@ -529,6 +529,11 @@ int takt_state_watch_writer(takt_state_reader *r, uint64_t period_ns, struct tak
 	return 0;
 }
 
+void takt_state_reader_set_spin_ns(takt_state_reader *r, uint32_t spin_ns)
+{
+	r->spin_ns = spin_ns;
+}
+
 takt_channel *takt_state_writer_channel(takt_state_writer *w)
 {
 	return w->v.ch;

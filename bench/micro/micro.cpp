@@ -11,6 +11,13 @@
 //                              items/s counts records
 //   EmptyPoll                  takt_try_recv on an empty channel
 //   LaneStatsGet               takt_lane_stats_get
+//   StateWrite/<size>          takt_state_write of a <size>-byte image (issue 9)
+//   StateWriteRead/<size>      takt_state_write + takt_state_read of that fresh
+//                              image; a fresh read = StateWriteRead - StateWrite
+//                              (PauseTiming around the write would cost more
+//                              than the read itself)
+//   StateReadStale/<size>      takt_state_read when nothing new was published
+//                              (a poller's common case: still copies the image)
 //   RingSendRecv/<size>        the minimal ring of mech_ring.c, for comparison
 //
 // Output: the usual table; --benchmark_format=json for JSON.
@@ -177,6 +184,94 @@ void LaneStatsGet(benchmark::State &state)
 	}
 }
 
+// One state channel with its writer and reader in this thread.
+class StateChannel {
+public:
+	explicit StateChannel(uint32_t size)
+	{
+		static unsigned counter;
+		name_ = "takt-micro-state." + std::to_string(getpid()) + "." + std::to_string(counter++);
+		takt_state_config cfg{};
+		cfg.image_size = size;
+		cfg.mode = 0600;
+		Channel::check(takt_state_create(name_.c_str(), &cfg), "takt_state_create");
+		Channel::check(takt_state_writer_open(name_.c_str(), &w_), "takt_state_writer_open");
+		Channel::check(takt_state_reader_open(name_.c_str(), &r_), "takt_state_reader_open");
+	}
+	~StateChannel()
+	{
+		if (w_)
+			takt_state_writer_close(w_);
+		if (r_)
+			takt_state_reader_close(r_);
+		takt_unlink(name_.c_str());
+	}
+	StateChannel(const StateChannel &) = delete;
+	StateChannel &operator=(const StateChannel &) = delete;
+	takt_state_writer *w() const { return w_; }
+	takt_state_reader *r() const { return r_; }
+
+private:
+	std::string name_;
+	takt_state_writer *w_ = nullptr;
+	takt_state_reader *r_ = nullptr;
+};
+
+void StateWrite(benchmark::State &state)
+{
+	const size_t size = static_cast<size_t>(state.range(0));
+	StateChannel ch(static_cast<uint32_t>(size));
+	std::vector<unsigned char> img(size, 0x5a);
+	for (auto _ : state) {
+		int rc = takt_state_write(ch.w(), img.data(), size);
+		benchmark::DoNotOptimize(rc);
+		if (rc != 0) {
+			state.SkipWithError("takt_state_write failed");
+			break;
+		}
+	}
+	state.SetItemsProcessed(state.iterations());
+	state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(size));
+}
+
+void StateWriteRead(benchmark::State &state)
+{
+	const size_t size = static_cast<size_t>(state.range(0));
+	StateChannel ch(static_cast<uint32_t>(size));
+	std::vector<unsigned char> img(size, 0x5a), out(size);
+	for (auto _ : state) {
+		int w = takt_state_write(ch.w(), img.data(), size);
+		takt_state_info info{};
+		int r = takt_state_read(ch.r(), out.data(), out.size(), &info);
+		benchmark::DoNotOptimize(r);
+		if (w != 0 || r != static_cast<int>(size) || !info.fresh) {
+			state.SkipWithError("state write/read failed");
+			break;
+		}
+	}
+	state.SetItemsProcessed(state.iterations());
+	state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(size));
+}
+
+// A read when nothing new was published (a poller's common case).
+void StateReadStale(benchmark::State &state)
+{
+	const size_t size = static_cast<size_t>(state.range(0));
+	StateChannel ch(static_cast<uint32_t>(size));
+	std::vector<unsigned char> img(size, 0x5a), out(size);
+	Channel::check(takt_state_write(ch.w(), img.data(), size), "takt_state_write");
+	for (auto _ : state) {
+		takt_state_info info{};
+		int r = takt_state_read(ch.r(), out.data(), out.size(), &info);
+		benchmark::DoNotOptimize(r);
+		if (r != static_cast<int>(size)) {
+			state.SkipWithError("state read failed");
+			break;
+		}
+	}
+	state.SetItemsProcessed(state.iterations());
+}
+
 // The same pair through the minimal fixed-slot ring of bench/mech_ring.c
 // (both ends in this process, called through its table like the harness
 // does): the floor for what a shared-memory ring must do per record.
@@ -215,5 +310,8 @@ BENCHMARK(ReserveCommit)->Arg(8)->Arg(64)->Arg(256)->Arg(1024);
 BENCHMARK(Batch32)->Arg(8)->Arg(64)->Arg(256)->Arg(1024);
 BENCHMARK(EmptyPoll);
 BENCHMARK(LaneStatsGet);
+BENCHMARK(StateWrite)->Arg(8)->Arg(64)->Arg(256)->Arg(1024)->Arg(4096);
+BENCHMARK(StateWriteRead)->Arg(8)->Arg(64)->Arg(256)->Arg(1024)->Arg(4096);
+BENCHMARK(StateReadStale)->Arg(8)->Arg(64)->Arg(256)->Arg(1024)->Arg(4096);
 
 BENCHMARK_MAIN();

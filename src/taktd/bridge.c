@@ -5,15 +5,19 @@
  * Producer bridge: one takt_producer (one lane) per channel, shared by every
  * client that produces to it, so per-client order is the order of the
  * client's frames and the number of clients is not limited by lanes.  When
- * the ring is full the record is handed to the bridge's waiter thread and
- * every client producing to the channel is paused (its socket no longer
- * read) until the waiter reports the record committed.
+ * the ring is full, the client whose record did not fit and every other
+ * client producing to the channel are paused (their sockets no longer read)
+ * and the bridge's waiter is armed with takt_wait_writable; when it fires,
+ * the paused clients resume in order and try again.
  *
- * Consumer bridge: one takt_consumer per channel, owned by its waiter
- * thread; each batch it receives is shared (reference-counted) by the
- * queues of every consuming client: fan-out.  Each client's queue has a
- * byte limit and a policy for when it is exceeded: disconnect, or drop the
- * oldest queued records and report how many in a DROPPED frame.
+ * Consumer bridge: one takt_consumer per channel, owned by the loop, which
+ * takes batches with takt_try_recv_batch whenever the bridge is "ready"
+ * (its waiter fired, or a client's input was just processed); when the ring
+ * is empty the waiter is armed with takt_wait_readable.  Each batch is
+ * shared (reference-counted) by the queues of every consuming client:
+ * fan-out.  Each client's queue has a byte limit and a policy for when it
+ * is exceeded: disconnect, or drop the oldest queued records and report how
+ * many in a DROPPED frame.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -24,23 +28,16 @@
 
 #define RECV_BUF_MIN (256u << 10)
 
-static void waiter_init(struct waiter *w, enum waiter_kind kind, void *bridge, struct mailbox *mb)
+#define RECV_MSGS 1024
+#define PUMP_BATCHES 4 /* batches per bridge per loop iteration */
+
+static void waiter_init(struct waiter *w, enum waiter_kind kind, void *bridge, struct server *s)
 {
 	memset(w, 0, sizeof(*w));
 	w->kind = kind;
 	w->bridge = bridge;
-	w->mb = mb;
-	pthread_mutex_init(&w->mu, NULL);
-	pthread_cond_init(&w->cv, NULL);
-}
-
-static void waiter_fini(struct waiter *w)
-{
-	pthread_mutex_destroy(&w->mu);
-	pthread_cond_destroy(&w->cv);
-	free(w->data);
-	free(w->buf);
-	free(w->msgs);
+	w->efd = s->wake_fd;
+	w->spin_ns = s->cfg.spin_ns;
 }
 
 /* ---- producer side ------------------------------------------------------ */
@@ -49,7 +46,7 @@ int pbridge_get(struct server *s, const char *name, struct pbridge **out)
 {
 	for (struct pbridge *pb = s->pbridges; pb; pb = pb->next)
 		if (strcmp(pb->name, name) == 0) {
-			pb->users++; /* a stopping waiter still exits; a new one starts on demand */
+			pb->users++;
 			*out = pb;
 			return 0;
 		}
@@ -61,11 +58,12 @@ int pbridge_get(struct server *s, const char *name, struct pbridge **out)
 		free(pb);
 		return rc;
 	}
+	takt_producer_set_spin_ns(pb->prod, s->cfg.spin_ns);
 	takt_channel_config_get(takt_producer_channel(pb->prod), &pb->cfg);
 	pb->srv = s;
 	strcpy(pb->name, name);
 	pb->users = 1;
-	waiter_init(&pb->w, W_PRODUCER, pb, &s->mb);
+	waiter_init(&pb->w, W_PRODUCER, pb, s);
 	pb->w.prod = pb->prod;
 	pb->next = s->pbridges;
 	s->pbridges = pb;
@@ -74,31 +72,35 @@ int pbridge_get(struct server *s, const char *name, struct pbridge **out)
 	return 0;
 }
 
-static void pbridge_free(struct pbridge *pb)
+void pbridge_put(struct pbridge *pb)
 {
+	if (--pb->users)
+		return;
 	struct server *s = pb->srv;
+	waiter_stop(&pb->w);
 	for (struct pbridge **pp = &s->pbridges; *pp; pp = &(*pp)->next)
 		if (*pp == pb) {
 			*pp = pb->next;
 			break;
 		}
 	takt_producer_close(pb->prod);
-	waiter_fini(&pb->w);
 	LOGI("producer bridge for %s closed", pb->name);
 	free(pb);
 }
 
-void pbridge_put(struct pbridge *pb)
+int pbridge_full(struct pbridge *pb, uint32_t len)
 {
-	if (--pb->users)
-		return;
-	if (pb->w.running) {
-		waiter_stop(&pb->w);
-		if (pb->busy)
-			return; /* gives up within 200 ms; freed at MB_SENT */
-		waiter_join(&pb->w); /* idle: exits at once */
+	pb->full = true;
+	if (pb->srv->stopping)
+		return 0; /* nobody will resume: the drain only delivers */
+	if (!pb->w.running) {
+		int rc = waiter_start(&pb->w);
+		if (rc < 0)
+			return rc;
 	}
-	pbridge_free(pb);
+	pb->w.armed = true;
+	waiter_arm(&pb->w, len);
+	return 0;
 }
 
 void pbridge_wait(struct pbridge *pb, struct conn *c)
@@ -136,10 +138,17 @@ void pbridge_unwait(struct conn *c)
 	c->wait_next = NULL;
 }
 
-/* Resume paused clients in order while the bridge has room. */
-static void pbridge_wake(struct pbridge *pb)
+/* The waiter saw room: resume paused clients in order while there is room. */
+void pbridge_room(struct pbridge *pb)
 {
-	while (!pb->busy && pb->wait_head) {
+	pb->w.armed = false;
+	pb->full = false;
+	if (pb->srv->stopping)
+		return;
+	/* Resume only the clients waiting now: one that fills the ring again
+	 * queues itself behind them. */
+	struct conn *tail = pb->wait_tail;
+	while (!pb->full && pb->wait_head) {
 		struct conn *c = pb->wait_head;
 		pb->wait_head = c->wait_next;
 		if (!pb->wait_head)
@@ -148,34 +157,9 @@ static void pbridge_wake(struct pbridge *pb)
 		c->wait_pb = NULL;
 		c->wait_next = NULL;
 		conn_resume(c);
+		if (c == tail)
+			break;
 	}
-}
-
-static void pbridge_sent(struct server *s, struct pbridge *pb, int result)
-{
-	struct conn *c = pb->owner;
-	pb->busy = false;
-	pb->owner = NULL;
-	if (atomic_load(&pb->w.stop)) {
-		waiter_join(&pb->w);
-		if (pb->users == 0) {
-			pbridge_free(pb);
-			return;
-		}
-	}
-	if (c && !c->dead) {
-		struct attach *a = conn_find(c, pb->owner_attach);
-		if (result == 0) {
-			if (a)
-				a->committed++;
-			if (!s->stopping)
-				conn_resume(c);
-		} else if (!s->stopping) {
-			conn_fatal(c, td_errno_code(result), pb->owner_attach, "record refused by the channel");
-		}
-	}
-	if (!s->stopping)
-		pbridge_wake(pb);
 }
 
 /* ---- consumer side ------------------------------------------------------ */
@@ -184,37 +168,37 @@ int cbridge_get(struct server *s, const char *name, struct cbridge **out)
 {
 	for (struct cbridge *cb = s->cbridges; cb; cb = cb->next)
 		if (strcmp(cb->name, name) == 0) {
-			if (cb->stopping && cb->nsubs == 0)
-				atomic_store(&cb->w.stop, false); /* revive; MB_EXITED restarts if too late */
-			cb->stopping = false;
 			*out = cb;
 			return 0;
 		}
 	struct cbridge *cb = calloc(1, sizeof(*cb));
 	if (!cb)
 		return -ENOMEM;
-	takt_consumer *cons;
-	int rc = takt_consumer_open(name, &cons);
+	int rc = takt_consumer_open(name, &cb->cons);
 	if (rc < 0) {
 		free(cb);
 		return rc;
 	}
-	takt_channel_config_get(takt_consumer_channel(cons), &cb->cfg);
+	takt_consumer_set_spin_ns(cb->cons, s->cfg.spin_ns);
+	takt_channel_config_get(takt_consumer_channel(cb->cons), &cb->cfg);
 	cb->srv = s;
 	strcpy(cb->name, name);
-	waiter_init(&cb->w, W_CONSUMER, cb, &s->mb);
-	cb->w.cons = cons;
-	cb->w.buf_cap = RECV_BUF_MIN;
-	if (cb->w.buf_cap < (size_t)cb->cfg.max_record + 64)
-		cb->w.buf_cap = (size_t)cb->cfg.max_record + 64;
-	rc = waiter_start(&cb->w);
-	if (rc < 0) {
-		takt_consumer_close(cons);
-		waiter_fini(&cb->w);
+	cb->buf_cap = RECV_BUF_MIN;
+	if (cb->buf_cap < (size_t)cb->cfg.max_record + 64)
+		cb->buf_cap = (size_t)cb->cfg.max_record + 64;
+	cb->buf = malloc(cb->buf_cap);
+	cb->msgs = calloc(RECV_MSGS, sizeof(*cb->msgs));
+	waiter_init(&cb->w, W_CONSUMER, cb, s);
+	cb->w.cons = cb->cons;
+	if (!cb->buf || !cb->msgs || (rc = waiter_start(&cb->w)) < 0) {
+		takt_consumer_close(cb->cons);
+		free(cb->buf);
+		free(cb->msgs);
 		free(cb);
-		return rc;
+		return rc < 0 ? rc : -ENOMEM;
 	}
-	s->threads++;
+	cb->ready = true; /* whatever the ring holds goes to the first client */
+	s->pump = true;
 	cb->next = s->cbridges;
 	s->cbridges = cb;
 	LOGI("consumer bridge for %s", name);
@@ -222,7 +206,21 @@ int cbridge_get(struct server *s, const char *name, struct cbridge **out)
 	return 0;
 }
 
-static void cbridge_free(struct cbridge *cb);
+static void cbridge_free(struct cbridge *cb)
+{
+	struct server *s = cb->srv;
+	waiter_stop(&cb->w);
+	for (struct cbridge **pp = &s->cbridges; *pp; pp = &(*pp)->next)
+		if (*pp == cb) {
+			*pp = cb->next;
+			break;
+		}
+	takt_consumer_close(cb->cons);
+	free(cb->buf);
+	free(cb->msgs);
+	LOGI("consumer bridge for %s closed", cb->name);
+	free(cb);
+}
 
 void cbridge_sub(struct cbridge *cb, struct attach *a)
 {
@@ -246,28 +244,85 @@ void cbridge_unsub(struct attach *a)
 		a->sub_next->sub_prev = a->sub_prev;
 	a->cb = NULL;
 	attach_free_spans(a);
-	if (--cb->nsubs == 0) {
-		if (!cb->w.running) {
-			cbridge_free(cb); /* its waiter already exited (shutdown) */
-		} else if (!cb->stopping) {
-			cb->stopping = true;
-			waiter_stop(&cb->w); /* freed at MB_EXITED */
-		}
-	}
+	/* The last client gone: release the consumer slot.  Nothing is lost:
+	 * the loop takes records from the ring only while clients consume. */
+	if (--cb->nsubs == 0)
+		cbridge_free(cb);
 }
 
-static void cbridge_free(struct cbridge *cb)
+static struct batch *batch_copy(const struct takt_msg *msgs, unsigned n)
+{
+	size_t bytes = 0;
+	for (unsigned i = 0; i < n; i++)
+		bytes += msgs[i].len;
+	struct batch *b = malloc(sizeof(*b) + n * sizeof(struct brec) + bytes);
+	if (!b)
+		return NULL;
+	b->refs = 0;
+	b->n = n;
+	b->rec = (struct brec *)(b + 1);
+	b->data = (uint8_t *)(b->rec + n);
+	uint32_t off = 0;
+	for (unsigned i = 0; i < n; i++) {
+		b->rec[i] = (struct brec){ .off = off, .len = msgs[i].len, .type = msgs[i].type };
+		memcpy(b->data + off, msgs[i].data, msgs[i].len);
+		off += msgs[i].len;
+	}
+	return b;
+}
+
+void batch_unref(struct batch *b)
+{
+	if (b->refs <= 1)
+		free(b);
+	else
+		b->refs--;
+}
+
+void cbridge_pump(struct cbridge *cb)
 {
 	struct server *s = cb->srv;
-	for (struct cbridge **pp = &s->cbridges; *pp; pp = &(*pp)->next)
-		if (*pp == cb) {
-			*pp = cb->next;
-			break;
+	cb->ready = false;
+	if (!cb->nsubs || cb->dead || s->stopping)
+		return;
+	for (unsigned k = 0; k < PUMP_BATCHES; k++) {
+		int r = takt_try_recv_batch(cb->cons, cb->msgs, RECV_MSGS, cb->buf, cb->buf_cap);
+		if (r == -EAGAIN) {
+			cb->badmsg = 0;
+			if (!cb->w.armed) { /* (already armed when the loop just looked) */
+				cb->w.armed = true;
+				waiter_arm(&cb->w, 0);
+			}
+			return;
 		}
-	takt_consumer_close(cb->w.cons);
-	waiter_fini(&cb->w);
-	LOGI("consumer bridge for %s closed", cb->name);
-	free(cb);
+		if (r < 0) {
+			if (r == -EBADMSG && ++cb->badmsg < 64) {
+				LOGW("channel %s: a corrupted lane was found and is skipped", cb->name);
+				continue;
+			}
+			LOGE("channel %s: receive failed: %s; no longer consuming", cb->name,
+			     takt_strerror(r));
+			cb->dead = true;
+			return;
+		}
+		struct batch *b = batch_copy(cb->msgs, (unsigned)r);
+		if (!b) {
+			/* The records are taken: tell every client what it lost. */
+			for (struct attach *a = cb->subs; a; a = a->sub_next) {
+				a->dropped_new += (unsigned)r;
+				a->dropped_total += (unsigned)r;
+				conn_mark_dirty(a->conn);
+			}
+			LOGE("channel %s: out of memory, %d records dropped", cb->name, r);
+			continue;
+		}
+		b->refs = 1; /* held while fanning out */
+		for (struct attach *a = cb->subs; a; a = a->sub_next)
+			attach_enqueue(a, b);
+		batch_unref(b);
+	}
+	cb->ready = true; /* more may be waiting: again next iteration */
+	s->pump = true;
 }
 
 void attach_free_spans(struct attach *a)
@@ -327,39 +382,4 @@ void attach_enforce(struct attach *a)
 			free(sp);
 		}
 	}
-}
-
-/* ---- mail from the waiters ---------------------------------------------- */
-
-void bridge_mail(struct server *s, struct mbox_item *it)
-{
-	struct waiter *w = it->w;
-	if (w->kind == W_CONSUMER) {
-		struct cbridge *cb = w->bridge;
-		if (it->kind == MB_BATCH) {
-			waiter_batch_taken(w);
-			struct batch *b = it->batch;
-			it->batch = NULL;
-			b->refs = 1; /* held while fanning out */
-			for (struct attach *a = cb->subs; a; a = a->sub_next)
-				attach_enqueue(a, b);
-			batch_unref(b);
-			if (!cb->subs)
-				LOGW("channel %s: %d records taken while no client consumed", cb->name,
-				     it->result);
-		} else if (it->kind == MB_EXITED) {
-			waiter_join(w);
-			s->threads--;
-			if (cb->nsubs == 0) {
-				cbridge_free(cb);
-			} else if (!s->stopping) {
-				if (waiter_start(w) == 0)
-					s->threads++;
-				cb->stopping = false;
-			}
-		}
-		return;
-	}
-	if (it->kind == MB_SENT)
-		pbridge_sent(s, w->bridge, it->result);
 }

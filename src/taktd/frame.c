@@ -54,7 +54,7 @@ int td_attach_decode(const struct td_frame *f, struct td_attach *a)
 	a->mode = td_get32(b + 20);
 	a->queue_limit = td_get32(b + 24);
 	a->slow = b[28];
-	if ((a->role != TD_ROLE_PRODUCE && a->role != TD_ROLE_CONSUME) || (a->flags & ~TD_A_KNOWN) ||
+	if (a->role < TD_ROLE_PRODUCE || a->role > TD_ROLE_STATE_WRITE || (a->flags & ~TD_A_KNOWN) ||
 	    a->slow > TD_SLOW_DROP_OLDEST)
 		return -TD_E_BAD_FRAME;
 	/* An impossible name is a takt error (INVALID), reported without closing. */
@@ -108,6 +108,7 @@ size_t td_enc_welcome(uint8_t *out, uint32_t req, uint32_t max_frame, uint32_t m
 	td_put32(b + 16, uid);
 	td_put32(b + 20, gid);
 	td_put32(b + 24, pid);
+	td_put32(b + 28, TD_FEAT_STATE);
 	return TD_HDR_SIZE + TD_WELCOME_BODY;
 }
 

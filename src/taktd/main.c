@@ -35,6 +35,7 @@ static void usage(FILE *f)
 		"  --max-frame BYTES    largest frame accepted from clients (default %u)\n"
 		"  --drain-ms MS        SIGTERM drain time limit (default 5000)\n"
 		"  --ready-fd FD        write \"ready\\n\" to FD and close it once listening\n"
+		"  --spin-us US         waiters spin this long before sleeping (default 50, 0..10000)\n"
 		"  --help, --version\n",
 		TD_DEFAULT_MAX_FRAME);
 }
@@ -143,6 +144,7 @@ int main(int argc, char **argv)
 		{ "backend", required_argument, 0, 'b' },  { "log-level", required_argument, 0, 'l' },
 		{ "socket-mode", required_argument, 0, 'm' }, { "max-frame", required_argument, 0, 'f' },
 		{ "drain-ms", required_argument, 0, 'd' }, { "ready-fd", required_argument, 0, 'r' },
+		{ "spin-us", required_argument, 0, 'S' },
 		{ "help", no_argument, 0, 'h' },           { "version", no_argument, 0, 'V' },
 		{ 0, 0, 0, 0 },
 	};
@@ -154,6 +156,8 @@ int main(int argc, char **argv)
 	s.cfg.max_frame = TD_DEFAULT_MAX_FRAME;
 	s.cfg.drain_ms = 5000;
 	s.cfg.ready_fd = -1;
+	s.cfg.spin_ns = 50000;
+	s.wake_fd = -1;
 	s.listen_fd = s.signal_fd = -1;
 	int opt;
 	while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -200,6 +204,13 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			s.cfg.ready_fd = (int)v;
+			break;
+		case 'S':
+			if (parse_uint(optarg, 10, 10000, &v) < 0) {
+				fprintf(stderr, "taktd: --spin-us must be in [0, 10000]\n");
+				return 2;
+			}
+			s.cfg.spin_ns = (uint32_t)v * 1000;
 			break;
 		case 'h': usage(stdout); return 0;
 		case 'V': printf("taktd %d.%d.%d protocol %u\n", TAKT_VERSION_MAJOR, TAKT_VERSION_MINOR,

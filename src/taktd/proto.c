@@ -169,6 +169,38 @@ static int dispatch(struct proto *p, const struct td_frame *f, const struct prot
 		ops->bye(ctx);
 		p->state = PROTO_CLOSED;
 		return -1;
+	case TD_STATE_GET:
+	case TD_UNSUBSCRIBE:
+		if (f->body_len) {
+			proto_fatal(p, ops, ctx, TD_E_BAD_FRAME, f->chan, f->arg, 0,
+				    f->type == TD_STATE_GET ? "STATE_GET has a body"
+							    : "UNSUBSCRIBE has a body");
+			return -1;
+		}
+		if (f->type == TD_STATE_GET)
+			ops->state_get(ctx, f->chan, f->arg);
+		else
+			ops->unsubscribe(ctx, f->chan, f->arg);
+		return 1;
+	case TD_SUBSCRIBE:
+		if (f->body_len != TD_SUBSCRIBE_BODY || td_get32(f->body + 4) != 0) {
+			proto_fatal(p, ops, ctx, TD_E_BAD_FRAME, f->chan, f->arg, 0, "malformed SUBSCRIBE");
+			return -1;
+		}
+		ops->subscribe(ctx, f->chan, f->arg, td_get32(f->body));
+		return 1;
+	case TD_STATE_WRITE: {
+		if (f->arg) {
+			proto_fatal(p, ops, ctx, TD_E_BAD_FRAME, f->chan, 0, 0, "STATE_WRITE arg must be 0");
+			return -1;
+		}
+		int r = ops->state_write(ctx, f->chan, f->body, f->body_len);
+		if (r < 0) {
+			proto_fatal(p, ops, ctx, (uint32_t)-r, f->chan, 0, 0, "image refused");
+			return -1;
+		}
+		return 1;
+	}
 	case TD_WELCOME:
 	case TD_ATTACHED:
 	case TD_DETACHED:
@@ -176,6 +208,9 @@ static int dispatch(struct proto *p, const struct td_frame *f, const struct prot
 	case TD_DROPPED:
 	case TD_PONG:
 	case TD_ERROR:
+	case TD_STATE:
+	case TD_SUBSCRIBED:
+	case TD_UNSUBSCRIBED:
 		proto_fatal(p, ops, ctx, TD_E_BAD_TYPE, f->chan, f->arg, 0,
 			    "frame type only the server sends");
 		return -1;

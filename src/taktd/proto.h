@@ -47,6 +47,13 @@ struct proto_ops {
 		       bool *blocked);
 	/* The client said BYE: emit final ACKs and BYE. */
 	void (*bye)(void *ctx);
+	/* State channels: emit the answer (STATE, SUBSCRIBED, UNSUBSCRIBED) or
+	 * a non-fatal ERROR. */
+	void (*state_get)(void *ctx, uint32_t chan, uint32_t req);
+	void (*subscribe)(void *ctx, uint32_t chan, uint32_t req, uint32_t interval_us);
+	void (*unsubscribe)(void *ctx, uint32_t chan, uint32_t req);
+	/* Publish one image; 0, or -TD_E_* to close the connection. */
+	int (*state_write)(void *ctx, uint32_t chan, const uint8_t *image, uint32_t len);
 };
 
 void proto_init(struct proto *p, uint32_t server_max_frame);

@@ -4,9 +4,12 @@
  * fan-out into send buffers, write, close, and the SIGTERM drain.
  */
 #include <errno.h>
+#include <linux/sockios.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -53,6 +56,7 @@ static uint8_t *tx_reserve(struct conn *c, size_t len)
 	}
 	uint8_t *p = c->tx + c->tx_len;
 	c->tx_len += len;
+	c->tx_total += len;
 	return p;
 }
 
@@ -83,7 +87,8 @@ static void conn_acks(struct conn *c)
 {
 	uint8_t out[TD_HDR_SIZE + TD_ACK_BODY];
 	for (struct attach *a = c->attaches; a; a = a->next)
-		if (a->role == TD_ROLE_PRODUCE && a->committed != a->acked) {
+		if ((a->role == TD_ROLE_PRODUCE || a->role == TD_ROLE_STATE_WRITE) &&
+		    a->committed != a->acked) {
 			a->acked = a->committed;
 			uint8_t *p = tx_reserve(c, sizeof(out));
 			if (p)
@@ -125,7 +130,10 @@ static int op_attach(void *ctx, uint32_t req, const struct td_attach *a)
 	struct conn *c = ctx;
 	struct server *s = c->srv;
 	char msg[TD_ERROR_MSG_MAX];
-	unsigned roles = a->role == TD_ROLE_PRODUCE ? POL_PRODUCE : POL_CONSUME;
+	bool state = a->role == TD_ROLE_STATE_READ || a->role == TD_ROLE_STATE_WRITE;
+	/* Reading a state channel needs `consume`, writing it `produce`. */
+	unsigned roles = a->role == TD_ROLE_PRODUCE || a->role == TD_ROLE_STATE_WRITE ? POL_PRODUCE
+										      : POL_CONSUME;
 	if (a->flags & TD_A_CREATE)
 		roles |= POL_CREATE;
 	if (!a->name[0]) {
@@ -139,7 +147,7 @@ static int op_attach(void *ctx, uint32_t req, const struct td_attach *a)
 	if (!policy_allows(&s->policy, c->uid, c->gid, a->name, roles)) {
 		snprintf(msg, sizeof(msg), "policy does not allow uid %u to %s%s %s", (unsigned)c->uid,
 			 a->flags & TD_A_CREATE ? "create and " : "",
-			 a->role == TD_ROLE_PRODUCE ? "produce to" : "consume from", a->name);
+			 roles & POL_PRODUCE ? "produce to" : "consume from", a->name);
 		emit_error(c, 0, req, TD_E_DENIED, EACCES, msg);
 		return 0;
 	}
@@ -153,9 +161,14 @@ static int op_attach(void *ctx, uint32_t req, const struct td_attach *a)
 	}
 	int created = 0, rc = 0;
 	if (a->flags & TD_A_CREATE) {
-		struct takt_queue_config qc = { .capacity = a->capacity, .lanes = a->lanes,
-						.max_record = a->max_record, .mode = a->mode };
-		rc = takt_queue_create(a->name, &qc);
+		if (state) {
+			struct takt_state_config sc = { .image_size = a->max_record, .mode = a->mode };
+			rc = takt_state_create(a->name, &sc);
+		} else {
+			struct takt_queue_config qc = { .capacity = a->capacity, .lanes = a->lanes,
+							.max_record = a->max_record, .mode = a->mode };
+			rc = takt_queue_create(a->name, &qc);
+		}
 		if (rc == 0)
 			created = 1;
 		else if (rc != -EEXIST || (a->flags & TD_A_EXCL))
@@ -168,7 +181,22 @@ static int op_attach(void *ctx, uint32_t req, const struct td_attach *a)
 	}
 	const struct takt_channel_config *cfg;
 	uint32_t limit = a->role == TD_ROLE_PRODUCE ? s->cfg.max_frame : c->proto.max_out;
-	if (a->role == TD_ROLE_PRODUCE) {
+	/* the largest frame this attachment carries, beyond max_record */
+	uint32_t extra = TD_HDR_SIZE + TD_BATCH_REC_HDR;
+	if (state) {
+		struct sbridge *sb;
+		rc = sbridge_get(s, a->name, a->role, &sb);
+		if (rc < 0)
+			goto fail_free;
+		at->sb = sb;
+		cfg = &sb->cfg;
+		if (a->role == TD_ROLE_STATE_WRITE) {
+			limit = s->cfg.max_frame;
+			extra = TD_HDR_SIZE;
+		} else {
+			extra = TD_HDR_SIZE + TD_STATE_BODY;
+		}
+	} else if (a->role == TD_ROLE_PRODUCE) {
 		struct pbridge *pb;
 		rc = pbridge_get(s, a->name, &pb);
 		if (rc < 0)
@@ -189,11 +217,13 @@ static int op_attach(void *ctx, uint32_t req, const struct td_attach *a)
 			at->queue_limit = cfg->max_record + TD_BATCH_REC_HDR;
 		cbridge_sub(cb, at);
 	}
-	if ((uint64_t)cfg->max_record + TD_HDR_SIZE + TD_BATCH_REC_HDR > limit) {
-		snprintf(msg, sizeof(msg), "channel max_record %u does not fit in max_frame %u",
-			 cfg->max_record, limit);
+	if ((uint64_t)cfg->max_record + extra > limit) {
+		snprintf(msg, sizeof(msg), "channel %s %u does not fit in max_frame %u",
+			 state ? "image_size" : "max_record", cfg->max_record, limit);
 		if (at->pb)
 			pbridge_put(at->pb);
+		else if (at->sb)
+			sbridge_put(at->sb);
 		else
 			cbridge_unsub(at);
 		free(at);
@@ -210,8 +240,8 @@ static int op_attach(void *ctx, uint32_t req, const struct td_attach *a)
 	uint8_t *b = out + TD_HDR_SIZE;
 	td_put_hdr(out, sizeof(out), TD_ATTACHED, 0, at->id, req);
 	memset(b, 0, TD_ATTACHED_BODY);
-	td_put64(b, cfg->capacity);
-	td_put32(b + 8, cfg->lanes);
+	td_put64(b, state ? cfg->max_record : cfg->capacity);
+	td_put32(b + 8, state ? 0 : cfg->lanes);
 	td_put32(b + 12, cfg->max_record);
 	td_put16(b + 16, (uint16_t)a->role);
 	b[18] = (uint8_t)at->slow;
@@ -219,8 +249,10 @@ static int op_attach(void *ctx, uint32_t req, const struct td_attach *a)
 	td_put32(b + 20, at->queue_limit);
 	td_put64(b + 24, cfg->nonce);
 	op_emit(c, out, sizeof(out));
-	LOGD("pid %d attached %s as %s, id %u%s", (int)c->pid, a->name,
-	     a->role == TD_ROLE_PRODUCE ? "producer" : "consumer", at->id, created ? " (created)" : "");
+	static const char *const role_names[] = { "?", "producer", "consumer", "state reader",
+						  "state writer" };
+	LOGD("pid %d attached %s as %s, id %u%s", (int)c->pid, a->name, role_names[a->role], at->id,
+	     created ? " (created)" : "");
 	return 0;
 
 fail_free:
@@ -234,6 +266,187 @@ fail:
 	return 0;
 }
 
+/* ---- state channels --------------------------------------------------- */
+
+#define STATE_OUTQ_MAX (32u << 10) /* unread bytes in a subscriber's socket */
+
+static void sub_remove(struct server *s, struct attach *a)
+{
+	if (!a->subscribed)
+		return;
+	if (a->ss_prev)
+		a->ss_prev->ss_next = a->ss_next;
+	else
+		s->subs = a->ss_next;
+	if (a->ss_next)
+		a->ss_next->ss_prev = a->ss_prev;
+	a->ss_next = a->ss_prev = NULL;
+	a->subscribed = false;
+}
+
+/* Queue a STATE frame with the bridge's current image. */
+static bool emit_state(struct conn *c, struct attach *a, uint16_t flags, uint32_t arg)
+{
+	const struct sbridge *sb = a->sb;
+	uint32_t len = sb->info.generation ? sb->info.len : 0;
+	uint8_t *p = tx_reserve(c, TD_HDR_SIZE + TD_STATE_BODY + len);
+	if (!p) {
+		c->dead = true;
+		return false;
+	}
+	uint64_t now = takt_now_ns();
+	uint64_t written = sb->info.generation ? sb->info.written_ns : 0;
+	td_put_hdr(p, TD_HDR_SIZE + TD_STATE_BODY + len, TD_STATE, flags, a->id, arg);
+	uint8_t *b = p + TD_HDR_SIZE;
+	td_put64(b, sb->info.generation);
+	td_put64(b + 8, written);
+	td_put64(b + 16, written && now > written ? now - written : 0);
+	td_put32(b + 24, len);
+	td_put32(b + 28, 0);
+	if (len)
+		memcpy(b + TD_STATE_BODY, sb->img, len);
+	conn_mark_dirty(c);
+	return true;
+}
+
+static struct attach *state_attach(struct conn *c, uint32_t chan, uint32_t req)
+{
+	struct attach *a = conn_find(c, chan);
+	if (!a || a->role != TD_ROLE_STATE_READ) {
+		emit_error(c, chan, req, TD_E_BAD_CHANNEL, 0,
+			   a ? "not a state reader attachment" : "no such channel id");
+		return NULL;
+	}
+	return a;
+}
+
+static void op_state_get(void *ctx, uint32_t chan, uint32_t req)
+{
+	struct conn *c = ctx;
+	struct attach *a = state_attach(c, chan, req);
+	if (!a)
+		return;
+	struct sbridge *sb = a->sb;
+	int r = sbridge_refresh(sb, takt_now_ns());
+	if (r == -EAGAIN && !sb->info.generation) {
+		struct takt_state_stats st;
+		if (takt_state_stats_get(sb->ch, &st) == 0 && st.writes == 0)
+			r = 0; /* nothing published yet: generation 0, empty image */
+	}
+	if (r < 0) {
+		emit_error(c, chan, req, td_errno_code(r), -r,
+			   r == -EAGAIN ? "the image changes faster than taktd can copy it; retry"
+					: takt_strerror(r));
+		return;
+	}
+	emit_state(c, a, 0, req);
+}
+
+static void op_subscribe(void *ctx, uint32_t chan, uint32_t req, uint32_t interval_us)
+{
+	struct conn *c = ctx;
+	struct server *s = c->srv;
+	struct attach *a = state_attach(c, chan, req);
+	if (!a)
+		return;
+	if (interval_us < TD_MIN_INTERVAL_US)
+		interval_us = TD_MIN_INTERVAL_US;
+	a->interval_ns = (uint64_t)interval_us * 1000;
+	a->sub_req = req;
+	/* The first update goes now, unless one went less than an interval ago. */
+	uint64_t now = takt_now_ns();
+	a->next_ns = a->updates && a->last_ns + a->interval_ns > now ? a->last_ns + a->interval_ns : now;
+	if (!a->subscribed) {
+		a->subscribed = true;
+		a->ss_prev = NULL;
+		a->ss_next = s->subs;
+		if (s->subs)
+			s->subs->ss_prev = a;
+		s->subs = a;
+	}
+	uint8_t out[TD_HDR_SIZE + TD_SUBSCRIBED_BODY];
+	td_put_hdr(out, sizeof(out), TD_SUBSCRIBED, 0, chan, req);
+	td_put32(out + TD_HDR_SIZE, interval_us);
+	td_put32(out + TD_HDR_SIZE + 4, 0);
+	op_emit(c, out, sizeof(out));
+}
+
+static void op_unsubscribe(void *ctx, uint32_t chan, uint32_t req)
+{
+	struct conn *c = ctx;
+	struct attach *a = state_attach(c, chan, req);
+	if (!a)
+		return;
+	sub_remove(c->srv, a);
+	uint8_t out[TD_HDR_SIZE + TD_UNSUBSCRIBED_BODY];
+	op_emit(c, out, td_enc_u64s(out, TD_UNSUBSCRIBED, chan, req, a->updates, 0, 1));
+}
+
+static int op_state_write(void *ctx, uint32_t chan, const uint8_t *image, uint32_t len)
+{
+	struct conn *c = ctx;
+	struct attach *a = conn_find(c, chan);
+	if (!a || a->role != TD_ROLE_STATE_WRITE)
+		return -TD_E_BAD_CHANNEL;
+	if (len > a->sb->image_size)
+		return -TD_E_MSGSIZE;
+	int r = takt_state_write(a->sb->wr, image, len);
+	if (r < 0)
+		return -(int)td_errno_code(r);
+	a->committed++;
+	return 0;
+}
+
+/* Subscriptions: look at each subscribed channel once per interval and
+ * queue the newest image if it is newer than the last one sent, unless the
+ * previous update has not left taktd yet or the client has not read what
+ * its socket holds (per-client coalescing: a slow client gets the newest
+ * image later, never a backlog, and never slows anybody). */
+static void state_tick(struct server *s)
+{
+	if (!s->subs)
+		return;
+	uint64_t now = takt_now_ns();
+	for (struct attach *a = s->subs; a; a = a->ss_next) {
+		if (now < a->next_ns)
+			continue;
+		a->next_ns = now + a->interval_ns;
+		struct conn *c = a->conn;
+		if (c->closing || c->dead || c->proto.state != PROTO_READY)
+			continue;
+		if (a->update_end > c->tx_sent)
+			continue; /* the previous update is still in our buffer */
+		int outq = 0;
+		if (ioctl(c->fd, SIOCOUTQ, &outq) == 0 && outq > (int)STATE_OUTQ_MAX)
+			continue; /* the client is not reading */
+		if (sbridge_refresh(a->sb, now) < 0 || a->sb->info.generation <= a->sent_gen)
+			continue;
+		if (!emit_state(c, a, TD_F_UPDATE, a->sub_req))
+			continue;
+		a->sent_gen = a->sb->info.generation;
+		a->last_ns = now;
+		a->updates++;
+		a->update_end = c->tx_total;
+	}
+}
+
+/* The loop's wait timeout, shortened to the next subscription look. */
+static int state_timeout(struct server *s, int timeout)
+{
+	if (!s->subs || timeout == 0)
+		return timeout;
+	uint64_t now = takt_now_ns(), next = UINT64_MAX;
+	for (struct attach *a = s->subs; a; a = a->ss_next)
+		if (a->next_ns < next)
+			next = a->next_ns;
+	if (next <= now)
+		return 0;
+	uint64_t ms = (next - now + 999999) / 1000000;
+	if (ms > INT32_MAX)
+		ms = INT32_MAX;
+	return timeout < 0 || (int)ms < timeout ? (int)ms : timeout;
+}
+
 static void attach_drop(struct conn *c, struct attach *a)
 {
 	for (struct attach **pp = &c->attaches; *pp; pp = &(*pp)->next)
@@ -245,11 +458,12 @@ static void attach_drop(struct conn *c, struct attach *a)
 		c->rr = NULL;
 	c->nattach--;
 	if (a->pb) {
-		if (a->pb->owner == c && a->pb->owner_attach == a->id)
-			a->pb->owner = NULL;
 		pbridge_put(a->pb);
 	} else if (a->cb) {
 		cbridge_unsub(a);
+	} else if (a->sb) {
+		sub_remove(c->srv, a);
+		sbridge_put(a->sb);
 	}
 	attach_free_spans(a);
 	free(a);
@@ -265,8 +479,10 @@ static void op_detach(void *ctx, uint32_t chan, uint32_t req)
 	}
 	uint8_t out[TD_HDR_SIZE + TD_DETACHED_BODY];
 	conn_acks(c);
-	if (a->role == TD_ROLE_PRODUCE)
+	if (a->role == TD_ROLE_PRODUCE || a->role == TD_ROLE_STATE_WRITE)
 		td_enc_u64s(out, TD_DETACHED, chan, req, a->committed, 0, 2);
+	else if (a->role == TD_ROLE_STATE_READ)
+		td_enc_u64s(out, TD_DETACHED, chan, req, a->updates, 0, 2);
 	else
 		td_enc_u64s(out, TD_DETACHED, chan, req, a->delivered, a->dropped_total, 2);
 	op_emit(c, out, sizeof(out));
@@ -280,7 +496,8 @@ static int op_produce(void *ctx, uint32_t chan, const struct takt_msg *m, unsign
 	if (!a || a->role != TD_ROLE_PRODUCE)
 		return -TD_E_BAD_CHANNEL;
 	struct pbridge *pb = a->pb;
-	if (pb->busy || c->srv->stopping) {
+	if (pb->full || c->srv->stopping) {
+		/* Clients take turns in the order they found the ring full. */
 		if (!c->srv->stopping)
 			pbridge_wait(pb, c);
 		*blocked = true;
@@ -296,22 +513,17 @@ static int op_produce(void *ctx, uint32_t chan, const struct takt_msg *m, unsign
 		}
 		if (r != -EAGAIN)
 			return -(int)td_errno_code(r);
-		/* Full: the waiter sends this record when there is room. */
+		/* Full: pause this client (and the channel's other producing
+		 * clients) until the waiter sees room for this record. */
 		if (m[done].len > pb->cfg.max_record)
 			return -TD_E_MSGSIZE;
 		if (m[done].type >= TAKT_TYPE_RESERVED)
 			return -TD_E_INVALID;
-		if (!pb->w.running) {
-			if (waiter_start(&pb->w) < 0)
-				return -TD_E_NOMEM;
-		}
-		if (waiter_give(&pb->w, m[done].type, m[done].data, m[done].len) < 0)
+		if (pbridge_full(pb, m[done].len) < 0)
 			return -TD_E_NOMEM;
-		pb->busy = true;
-		pb->owner = c;
-		pb->owner_attach = a->id;
+		pbridge_wait(pb, c);
 		*blocked = true;
-		return (int)done + 1;
+		return (int)done;
 	}
 	return (int)done;
 }
@@ -331,6 +543,10 @@ static const struct proto_ops ops = {
 	.detach = op_detach,
 	.produce = op_produce,
 	.bye = op_bye,
+	.state_get = op_state_get,
+	.subscribe = op_subscribe,
+	.unsubscribe = op_unsubscribe,
+	.state_write = op_state_write,
 };
 
 /* ---- connection I/O ------------------------------------------------------ */
@@ -508,6 +724,7 @@ static void conn_flush(struct conn *c)
 			break;
 		}
 		c->tx_head += (size_t)n;
+		c->tx_sent += (uint64_t)n;
 	}
 	if (!c->dead && !c->closing && c->proto.state != PROTO_CLOSED)
 		for (struct attach *a = c->attaches; a; a = a->next)
@@ -643,11 +860,12 @@ static void start_drain(struct server *s, int sig)
 		s->listen_fd = -1;
 		unlink(s->cfg.socket_path);
 	}
+	/* Take nothing more from rings and commit nothing more: the waiters
+	 * end at once (takt_*_interrupt), nothing they hold is lost. */
 	for (struct cbridge *cb = s->cbridges; cb; cb = cb->next)
 		waiter_stop(&cb->w);
 	for (struct pbridge *pb = s->pbridges; pb; pb = pb->next)
-		if (pb->w.running)
-			waiter_stop(&pb->w);
+		waiter_stop(&pb->w);
 	for (struct conn *c = s->conns; c; c = c->next)
 		conn_mark_dirty(c);
 }
@@ -655,13 +873,8 @@ static void start_drain(struct server *s, int sig)
 static void drain_step(struct server *s)
 {
 	uint64_t now = td_now_ms();
-	if (s->drain_phase == 1) {
-		bool busy = false;
-		for (struct pbridge *pb = s->pbridges; pb; pb = pb->next)
-			busy |= pb->busy;
-		if ((s->threads == 0 && !busy) || now >= s->drain_deadline)
-			s->drain_phase = 2;
-	}
+	if (s->drain_phase == 1)
+		s->drain_phase = 2; /* (no record is held outside a ring or a queue) */
 	if (s->drain_phase == 2) {
 		for (struct conn *c = s->conns; c; c = c->next) {
 			if (c->closing || c->dead)
@@ -692,17 +905,33 @@ static void handle_signal(struct server *s)
 		start_drain(s, (int)si.ssi_signo);
 }
 
-static void handle_mail(struct server *s)
+/* Waiters fired: the rings they watch have records (room) now. */
+static void handle_wake(struct server *s)
 {
-	struct mbox_item *it = mbox_take(&s->mb);
-	while (it) {
-		struct mbox_item *next = it->next;
-		bridge_mail(s, it);
-		if (it->batch)
-			batch_unref(it->batch);
-		free(it);
-		it = next;
+	uint64_t v;
+	ssize_t r = read(s->wake_fd, &v, sizeof(v));
+	(void)r;
+	for (struct cbridge *cb = s->cbridges; cb; cb = cb->next)
+		if (waiter_take_fired(&cb->w)) {
+			cb->w.armed = false;
+			cb->ready = true;
+			s->pump = true;
+		}
+	for (struct pbridge *pb = s->pbridges, *next; pb; pb = next) {
+		next = pb->next;
+		if (waiter_take_fired(&pb->w))
+			pbridge_room(pb);
 	}
+}
+
+/* Take records from ready consumer bridges (all of them after client input:
+ * an answer may already be in a ring, no need to wait for its waiter). */
+static void pump_all(struct server *s, bool all)
+{
+	s->pump = false;
+	for (struct cbridge *cb = s->cbridges; cb; cb = cb->next)
+		if (cb->ready || all)
+			cbridge_pump(cb);
 }
 
 static void after_events(struct server *s)
@@ -747,12 +976,18 @@ int server_run(struct server *s)
 			if (s->drain_phase == 2 && s->nconns == 0)
 				break;
 		}
-		int timeout = (s->stopping || s->nclosing) ? 50 : -1;
+		int timeout = -1;
+		if (s->pump)
+			timeout = 0; /* rings still hold records */
+		else if (s->stopping || s->nclosing)
+			timeout = 50;
+		timeout = state_timeout(s, timeout);
 		int n = s->loop->ops->wait(s->loop, ev, 256, timeout);
 		if (n < 0) {
 			LOGE("event loop: %s", strerror(-n));
 			return -1;
 		}
+		bool input = false;
 		for (int i = 0; i < n; i++) {
 			struct tag *t = ev[i].tag;
 			switch (t->kind) {
@@ -763,15 +998,17 @@ int server_run(struct server *s)
 			case TAG_SIGNAL:
 				handle_signal(s);
 				break;
-			case TAG_MBOX:
-				handle_mail(s);
+			case TAG_WAKE:
+				handle_wake(s);
 				break;
 			case TAG_CONN: {
 				struct conn *c = t->obj;
 				if (c->dead)
 					break;
-				if (ev[i].events & (LOOP_IN | LOOP_HUP | LOOP_ERR))
+				if (ev[i].events & (LOOP_IN | LOOP_HUP | LOOP_ERR)) {
 					conn_read(c);
+					input = true;
+				}
 				if (ev[i].events & (LOOP_OUT | LOOP_ERR | LOOP_HUP))
 					conn_mark_dirty(c);
 				if ((ev[i].events & (LOOP_ERR | LOOP_HUP)) && !(c->interest & LOOP_IN))
@@ -780,6 +1017,9 @@ int server_run(struct server *s)
 			}
 			}
 		}
+		if (s->pump || input)
+			pump_all(s, input);
+		state_tick(s);
 		after_events(s);
 	}
 	return 0;
@@ -787,47 +1027,28 @@ int server_run(struct server *s)
 
 int server_init(struct server *s)
 {
-	int rc = mbox_init(&s->mb);
-	if (rc < 0)
-		return rc;
+	int rc;
+	s->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (s->wake_fd < 0)
+		return -errno;
 	s->listen_tag = (struct tag){ TAG_LISTEN, s };
 	s->signal_tag = (struct tag){ TAG_SIGNAL, s };
-	s->mbox_tag = (struct tag){ TAG_MBOX, s };
+	s->wake_tag = (struct tag){ TAG_WAKE, s };
 	struct loop *l = s->loop;
 	if ((rc = l->ops->set(l, s->listen_fd, LOOP_IN, &s->listen_tag)) < 0 ||
 	    (rc = l->ops->set(l, s->signal_fd, LOOP_IN, &s->signal_tag)) < 0 ||
-	    (rc = l->ops->set(l, s->mb.efd, LOOP_IN, &s->mbox_tag)) < 0)
+	    (rc = l->ops->set(l, s->wake_fd, LOOP_IN, &s->wake_tag)) < 0)
 		return rc;
 	return 0;
 }
 
 void server_fini(struct server *s)
 {
+	/* Closing the connections drops every attachment; the last user of
+	 * a bridge stops its waiter and closes its takt handle. */
 	while (s->conns)
 		conn_close_now(s->conns);
 	after_events(s);
-	/* Collect the waiters: consumer threads post MB_EXITED, a producer
-	 * waiter holding a record gives up within its wait slice. */
-	for (struct cbridge *cb = s->cbridges; cb; cb = cb->next)
-		waiter_stop(&cb->w);
-	for (;;) {
-		bool busy = false;
-		for (struct pbridge *pb = s->pbridges; pb; pb = pb->next)
-			busy |= pb->busy;
-		if (!s->threads && !busy)
-			break;
-		struct mbox_item *it = mbox_take(&s->mb);
-		if (!it)
-			usleep(10000);
-		while (it) {
-			struct mbox_item *next = it->next;
-			bridge_mail(s, it);
-			if (it->batch)
-				batch_unref(it->batch);
-			free(it);
-			it = next;
-		}
-	}
-	handle_mail(s);
-	mbox_destroy(&s->mb);
+	if (s->wake_fd >= 0)
+		close(s->wake_fd);
 }

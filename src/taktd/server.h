@@ -1,15 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * server.h - taktd's objects: the server, connections, attachments, channel
- * bridges, waiter threads and their mailbox.
+ * bridges and waiter threads.
  *
- * Threads: the event loop thread owns everything here except what a waiter
- * thread holds while it runs: a consumer bridge's takt_consumer (the waiter
- * receives batches with takt_recv_batch and hands copies to the loop), and a
- * producer bridge's takt_producer while one record waits for room in a full
- * ring (takt_send in the waiter; the loop does not touch the handle until
- * the waiter reports back).  Waiters talk to the loop through the mailbox:
- * a mutex-protected list plus an eventfd the loop polls.
+ * Threads: the event loop thread owns everything here, every takt handle
+ * included, and calls only the non-blocking try_* functions.  Each bridge
+ * has a waiter thread that, when the loop arms it, waits on the bridge's
+ * handle with takt_wait_readable / takt_wait_writable (safe from a second
+ * thread) and then wakes the loop through one eventfd shared by all
+ * waiters (waiter.c).
  */
 #ifndef TAKTD_SERVER_H
 #define TAKTD_SERVER_H
@@ -29,12 +28,12 @@
 struct server;
 struct conn;
 
-/* ---- records a consumer waiter took from a ring ------------------------ */
+/* ---- records the loop took from a ring --------------------------------- */
 struct brec {
 	uint32_t off, len, type;
 };
 struct batch {
-	unsigned refs; /* loop thread only */
+	unsigned refs;
 	unsigned n;
 	struct brec *rec;
 	uint8_t *data;
@@ -48,57 +47,31 @@ struct span {
 	struct span *next;
 };
 
-/* ---- waiter threads and the mailbox ------------------------------------ */
-enum mbox_kind { MB_BATCH, MB_SENT, MB_EXITED };
-struct mbox_item {
-	enum mbox_kind kind;
-	struct waiter *w;
-	int result;
-	struct batch *batch;
-	struct mbox_item *next;
-};
-struct mailbox {
-	pthread_mutex_t mu;
-	struct mbox_item *head, *tail;
-	int efd;
-};
-int mbox_init(struct mailbox *mb);
-void mbox_destroy(struct mailbox *mb);
-void mbox_post(struct mailbox *mb, struct mbox_item *it);
-struct mbox_item *mbox_take(struct mailbox *mb);
-
+/* ---- waiter threads ------------------------------------------------------ */
 enum waiter_kind { W_PRODUCER, W_CONSUMER };
 struct waiter {
 	enum waiter_kind kind;
 	void *bridge;
-	struct mailbox *mb;
+	int efd;          /* the server's eventfd */
+	uint32_t spin_ns; /* spin before sleeping on the arming futex */
 	pthread_t th;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	atomic_bool stop;
-	bool running; /* a thread exists (loop thread's view) */
-	/* producer: one record waiting for room */
-	takt_producer *prod;
-	bool job;
-	uint32_t type;
-	uint32_t len;
-	uint8_t *data;
-	size_t data_cap;
-	/* consumer */
+	bool running;     /* a thread exists (loop thread's view) */
+	bool armed;       /* loop's view: armed and not yet seen fired */
 	takt_consumer *cons;
-	unsigned outstanding; /* batches posted, not yet taken by the loop */
-	uint8_t *buf;
-	size_t buf_cap;
-	struct takt_msg *msgs;
+	takt_producer *prod;
+	_Atomic uint32_t arm;      /* futex word: 1 = the loop asks for a wait */
+	_Atomic uint32_t sleeping; /* the thread sleeps (or is about to) on `arm` */
+	_Atomic uint32_t fired;    /* the ring is ready: the loop should try it */
+	_Atomic uint32_t stop;
+	_Atomic uint32_t want_len; /* producer: room for a record of this size */
 };
 int waiter_start(struct waiter *w);
-/* Ask the thread to stop; it posts MB_EXITED. */
+/* Ask the thread to wait for the ring (loop thread; the thread must run). */
+void waiter_arm(struct waiter *w, uint32_t want_len);
+/* Stop and join the thread (interrupts the wait in progress). */
 void waiter_stop(struct waiter *w);
-void waiter_join(struct waiter *w);
-/* Hand one record to a producer waiter (copies it). 0 or -ENOMEM. */
-int waiter_give(struct waiter *w, uint32_t type, const void *data, uint32_t len);
-/* The loop took one batch: let the consumer waiter receive more. */
-void waiter_batch_taken(struct waiter *w);
+/* Did the waiter fire since the last call?  (loop thread) */
+bool waiter_take_fired(struct waiter *w);
 
 /* ---- attachments ------------------------------------------------------- */
 struct attach {
@@ -108,7 +81,8 @@ struct attach {
 	struct attach *next; /* in conn */
 	struct pbridge *pb;
 	struct cbridge *cb;
-	/* producer */
+	struct sbridge *sb;
+	/* producer, state writer: records / images committed and acknowledged */
 	uint64_t committed, acked;
 	/* consumer */
 	struct attach *sub_next, *sub_prev;
@@ -117,6 +91,16 @@ struct attach {
 	uint32_t queue_limit;
 	int slow;
 	uint64_t dropped_new, dropped_total, delivered;
+	/* state reader: subscription (at most one update per interval) */
+	bool subscribed;
+	uint32_t sub_req;
+	uint64_t interval_ns;
+	uint64_t next_ns;   /* next look at the channel (CLOCK_MONOTONIC) */
+	uint64_t last_ns;   /* when the last update was queued */
+	uint64_t sent_gen;  /* generation of the last image sent (GET or update) */
+	uint64_t updates;   /* updates queued */
+	uint64_t update_end; /* conn->tx_total at the end of the last queued update */
+	struct attach *ss_next, *ss_prev; /* in the server's subscription list */
 };
 
 /* ---- channel bridges --------------------------------------------------- */
@@ -125,9 +109,7 @@ struct pbridge {
 	char name[TAKT_NAME_MAX + 1];
 	takt_producer *prod;
 	unsigned users;
-	bool busy;     /* the waiter holds prod with one record */
-	struct conn *owner;
-	uint32_t owner_attach;
+	bool full;     /* the ring had no room: clients wait, the waiter is armed */
 	struct conn *wait_head, *wait_tail;
 	struct waiter w;
 	struct takt_channel_config cfg;
@@ -137,12 +119,36 @@ struct pbridge {
 struct cbridge {
 	struct server *srv;
 	char name[TAKT_NAME_MAX + 1];
+	takt_consumer *cons;
 	struct attach *subs;
 	unsigned nsubs;
-	bool stopping;
+	bool ready;   /* the ring may hold records: pump it */
+	bool dead;    /* every lane is broken: nothing more to take */
+	unsigned badmsg;
+	uint8_t *buf;
+	size_t buf_cap;
+	struct takt_msg *msgs;
 	struct waiter w;
 	struct takt_channel_config cfg;
 	struct cbridge *next;
+};
+
+/* State channel bridge: one per channel and role (reader or writer). */
+struct sbridge {
+	struct server *srv;
+	char name[TAKT_NAME_MAX + 1];
+	int role;                /* TD_ROLE_STATE_READ or TD_ROLE_STATE_WRITE */
+	unsigned users;
+	takt_channel *ch;        /* reader: a read-only mapping (takt_state_snapshot) */
+	takt_state_writer *wr;   /* writer */
+	struct takt_channel_config cfg;
+	uint32_t image_size;
+	/* reader: the newest snapshot taken, shared by every client */
+	uint8_t *img, *scratch;
+	struct takt_state_info info; /* generation 0: nothing published (yet) */
+	uint64_t writes_seen;    /* large images: the writes counter at the last snapshot */
+	uint64_t looked_ns;      /* when the channel was last looked at */
+	struct sbridge *next;
 };
 
 int pbridge_get(struct server *s, const char *name, struct pbridge **out);
@@ -150,8 +156,12 @@ void pbridge_put(struct pbridge *pb);
 int cbridge_get(struct server *s, const char *name, struct cbridge **out);
 void cbridge_sub(struct cbridge *cb, struct attach *a);
 void cbridge_unsub(struct attach *a);
-/* Handle a waiter's mailbox item (loop thread). */
-void bridge_mail(struct server *s, struct mbox_item *it);
+/* Take records from a consumer bridge's ring and fan them out (loop thread). */
+void cbridge_pump(struct cbridge *cb);
+/* A producer bridge's waiter fired: the ring has room again. */
+void pbridge_room(struct pbridge *pb);
+/* The ring is full: wait for room for a record of len bytes. */
+int pbridge_full(struct pbridge *pb, uint32_t len);
 /* Append records of a batch to one consuming attachment, applying its policy. */
 void attach_enqueue(struct attach *a, struct batch *b);
 void attach_free_spans(struct attach *a);
@@ -161,8 +171,15 @@ void attach_enforce(struct attach *a);
 void pbridge_wait(struct pbridge *pb, struct conn *c);
 void pbridge_unwait(struct conn *c);
 
+/* State bridges (state.c in taktd: sbridge.c). */
+int sbridge_get(struct server *s, const char *name, int role, struct sbridge **out);
+void sbridge_put(struct sbridge *sb);
+/* Look at the channel: refresh the snapshot if it may have changed.
+ * 0 (info is current), or a negative errno of takt_state_snapshot. */
+int sbridge_refresh(struct sbridge *sb, uint64_t now_ns);
+
 /* ---- connections -------------------------------------------------------- */
-enum tag_kind { TAG_LISTEN, TAG_SIGNAL, TAG_MBOX, TAG_CONN };
+enum tag_kind { TAG_LISTEN, TAG_SIGNAL, TAG_WAKE, TAG_CONN };
 struct tag {
 	enum tag_kind kind;
 	void *obj;
@@ -180,6 +197,8 @@ struct conn {
 	size_t rx_len, rx_cap;
 	uint8_t *tx;
 	size_t tx_head, tx_len, tx_cap;
+	uint64_t tx_total;  /* bytes ever queued in tx */
+	uint64_t tx_sent;   /* bytes ever handed to the socket */
 	struct attach *attaches;
 	unsigned nattach;
 	uint32_t next_id;
@@ -208,6 +227,7 @@ struct server_config {
 	uint32_t max_frame;
 	unsigned drain_ms;
 	int ready_fd;
+	uint32_t spin_ns; /* waiters spin this long before sleeping */
 };
 
 struct server {
@@ -215,15 +235,17 @@ struct server {
 	struct policy policy;
 	struct loop *loop;
 	int listen_fd, signal_fd;
-	struct tag listen_tag, signal_tag, mbox_tag;
-	struct mailbox mb;
+	struct tag listen_tag, signal_tag, wake_tag;
+	int wake_fd; /* eventfd the waiters write */
 	struct conn *conns;
 	unsigned nconns;
 	struct conn *dirty;
 	struct conn *zombies;
 	struct pbridge *pbridges;
 	struct cbridge *cbridges;
-	unsigned threads; /* consumer waiters running */
+	struct sbridge *sbridges;
+	struct attach *subs; /* state subscriptions */
+	bool pump;           /* some consumer bridge is ready */
 	unsigned nclosing;
 	bool accept_paused;
 	bool stopping;

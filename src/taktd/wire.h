@@ -35,13 +35,25 @@ enum td_type {
 	TD_PONG = 0x0021,
 	TD_ERROR = 0x0030,
 	TD_BYE = 0x0040,
+	/* state channels (additions to version 1; WELCOME feature TD_FEAT_STATE) */
+	TD_STATE_GET = 0x0050,
+	TD_STATE = 0x0051,
+	TD_SUBSCRIBE = 0x0052,
+	TD_SUBSCRIBED = 0x0053,
+	TD_UNSUBSCRIBE = 0x0054,
+	TD_UNSUBSCRIBED = 0x0055,
+	TD_STATE_WRITE = 0x0056,
 };
 
 /* Header flags. */
-#define TD_F_FATAL 0x0001u /* ERROR: the server closes the connection after it */
+#define TD_F_FATAL 0x0001u  /* ERROR: the server closes the connection after it */
+#define TD_F_UPDATE 0x0002u /* STATE: a subscription update (not a STATE_GET answer) */
+
+/* WELCOME features (body offset 28). */
+#define TD_FEAT_STATE 0x0001u /* state channels: roles 3 and 4, frames 0x0050..0x0056 */
 
 /* ATTACH roles and flags. */
-enum { TD_ROLE_PRODUCE = 1, TD_ROLE_CONSUME = 2 };
+enum { TD_ROLE_PRODUCE = 1, TD_ROLE_CONSUME = 2, TD_ROLE_STATE_READ = 3, TD_ROLE_STATE_WRITE = 4 };
 #define TD_A_CREATE 0x0001u
 #define TD_A_EXCL 0x0002u
 #define TD_A_KNOWN (TD_A_CREATE | TD_A_EXCL)
@@ -58,6 +70,12 @@ enum { TD_SLOW_DEFAULT = 0, TD_SLOW_DISCONNECT = 1, TD_SLOW_DROP_OLDEST = 2 };
 #define TD_ERROR_BODY 8u /* fixed part; the message follows */
 #define TD_BATCH_REC_HDR 8u
 #define TD_ERROR_MSG_MAX 256u
+#define TD_STATE_BODY 32u /* fixed part; the image follows */
+#define TD_SUBSCRIBE_BODY 8u
+#define TD_SUBSCRIBED_BODY 8u
+#define TD_UNSUBSCRIBED_BODY 8u
+/* Shortest subscription interval the server grants, in microseconds. */
+#define TD_MIN_INTERVAL_US 1000u
 
 /* Error codes (ERROR frame, u32 at body offset 0). */
 enum td_err {
