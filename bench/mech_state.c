@@ -112,6 +112,7 @@ static int st_open(void *state, const struct bench_params *p, enum bench_role ro
 		st_close(e);
 		return err;
 	}
+	takt_state_reader_set_spin_ns(e->r, p->spin_ns); /* the same budget as the queue rows */
 	e->blocking = p->blocking;
 	*out = e;
 	return 0;

@@ -460,8 +460,8 @@ static void compute_targets(enum cmd cmd)
 				if (q && s) {
 					static char names[2][32][96];
 					snprintf(names[b][k], sizeof(names[b][k]),
-						 "takt state RT p50 / takt queue RT p50, %s, %zu B%s", md,
-						 sizes[k], b ? " (*)" : "");
+						 "takt state RT p50 / takt queue RT p50, %s, %zu B", md,
+						 sizes[k]);
 					add_target("9", names[b][k], row_cost(s) / row_cost(q), NAN, 1,
 						   disturbed_rows(q, s));
 				}
@@ -822,9 +822,6 @@ static void table(FILE *f, enum cmd cmd)
 	}
 	if (ntargets) {
 		fprintf(f, "\nratios and targets (same run):\n");
-		if (cmd == C_COMPARE && mode_block)
-			fprintf(f, "  (*) blocking: the state reader spins 20 us before parking (the API has"
-				   " no setter), the queue spins --spin-ns (%u ns)\n", spin_ns);
 		for (size_t i = 0; i < ntargets; i++) {
 			const struct target *t = &targets[i];
 			const char *v;
