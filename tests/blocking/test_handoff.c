@@ -256,8 +256,11 @@ Test(handoff, blocking_batch_send_waits_for_room)
 	cr_assert_eq(pthread_create(&t, NULL, drain_after_park, &d), 0);
 	int sent = takt_send_batch(p, msgs, 4, takt_deadline_in(10ull * 1000000000u));
 	pthread_join(t, NULL);
-	cr_assert_eq(d.received, n, "the drainer emptied the full ring");
 	cr_assert(sent >= 1 && sent <= 4, "blocking batch send returned %d", sent);
+	/* the drainer emptied the full ring, and may also have taken some of
+	 * the batch the woken producer published meanwhile */
+	cr_assert(d.received >= n && d.received <= n + sent, "drainer received %d of %d + %d",
+		  d.received, n, sent);
 	cr_assert_eq(takt_send_batch(p, msgs, 0, TAKT_FOREVER), -EINVAL);
 	takt_channel_close(view);
 	takt_producer_close(p);
