@@ -81,6 +81,21 @@ static uint64_t slot_generation(const struct state_view *v, unsigned k)
 	return atomic_load_explicit(&slot_header(v, k)->generation, memory_order_relaxed);
 }
 
+/*
+ * The writer zeroes the generation of the slot it just took before it
+ * writes anything into it, so a monitor copying that slot without owning it
+ * (takt_state_snapshot) sees the generation change under its copy and
+ * retries: a seqlock on each slot.  release fence: the zero is visible
+ * before any of the writes that follow.  Generation 0 never names a
+ * published image, and neither the middle nor the reader's slot is ever
+ * the writer's, so readers are unaffected.
+ */
+static void mark_rewriting(struct state_view *v, unsigned k)
+{
+	atomic_store_explicit(&slot_header(v, k)->generation, 0, memory_order_relaxed);
+	atomic_thread_fence(memory_order_release);
+}
+
 static uint8_t *slot_data(const struct state_view *v, unsigned k)
 {
 	return v->slots + (uint64_t)k * v->stride + TAKT_STATE_SLOT_HEADER;
@@ -190,6 +205,7 @@ int takt_state_writer_attach(takt_channel *ch, takt_state_writer **out)
 			w->generation = g;
 	}
 	atomic_store_explicit(&w->v.st->writes, w->generation, memory_order_relaxed);
+	mark_rewriting(&w->v, w->v.slot);
 	char sem_name[TAKT_OBJ_NAME_MAX];
 	takt_rx_sem_name(sem_name, ch->name);
 	rc = takt_sem_open(sem_name, &w->wake_reader.sem);
@@ -346,6 +362,7 @@ int takt_state_publish(takt_state_writer *w, size_t len)
 	}
 	v->slot = got;
 	atomic_store_explicit(&v->st->writer_slot, got, memory_order_relaxed);
+	mark_rewriting(v, got);
 	TAKT_FAULT_POINT(22);
 	takt_doorbell_ring(&w->wake_reader);
 	return 0;
@@ -556,34 +573,41 @@ int takt_state_snapshot(takt_channel *ch, void *buf, size_t cap, struct takt_sta
 	memset(&v, 0, sizeof v);
 	view_init(&v, ch);
 	for (int attempt = 0; attempt < TAKT_SNAPSHOT_TRIES; attempt++) {
-		/* acquire: pairs with the writer's release exchange */
-		uint64_t w1 = atomic_load_explicit(&v.st->middle, memory_order_acquire);
-		unsigned m = (unsigned)(w1 & TAKT_STATE_MIDDLE_MASK);
+		/* The newest image is in the middle or, once the reader has
+		 * taken it, in the reader's slot: take the higher generation. */
+		uint64_t word = atomic_load_explicit(&v.st->middle, memory_order_acquire);
+		unsigned m = (unsigned)(word & TAKT_STATE_MIDDLE_MASK);
+		unsigned r = atomic_load_explicit(&v.st->reader_slot, memory_order_acquire);
 		if (m > 2)
 			return -EBADMSG;
-		struct takt_seg_state_slot *h = slot_header(&v, m);
-		uint64_t gen = atomic_load_explicit(&h->generation, memory_order_relaxed);
+		unsigned k = m;
+		if (r <= 2 && r != m && slot_generation(&v, r) > slot_generation(&v, m))
+			k = r;
+		struct takt_seg_state_slot *h = slot_header(&v, k);
+		/* acquire: pairs with the writer's release (exchange, or the
+		 * fence after zeroing the generation) */
+		uint64_t gen = atomic_load_explicit(&h->generation, memory_order_acquire);
 		uint64_t written = atomic_load_explicit(&h->written_ns, memory_order_relaxed);
 		uint32_t len = atomic_load_explicit(&h->len, memory_order_relaxed);
-		if (gen == 0)
-			return -EAGAIN;
+		if (gen == 0) {
+			if (atomic_load_explicit(&v.st->writes, memory_order_relaxed) == 0)
+				return -EAGAIN; /* nothing published yet */
+			continue;           /* being rewritten: look again */
+		}
 		if (len > v.image_size)
-			continue; /* the writer may be rewriting the header: re-check */
+			continue;
 		if (len > cap) {
 			if (info)
 				info->len = len;
 			return -EMSGSIZE;
 		}
-		memcpy(buf, slot_data(&v, m), len);
-		/* acquire fence: the copy above is complete before the re-check
-		 * below; if the slot was still the middle with the same
-		 * generation afterwards, nobody wrote it during the copy (the
-		 * writer only writes a slot after taking it out of the middle,
-		 * and puts it back only with a new generation). */
+		memcpy(buf, slot_data(&v, k), len);
+		/* acquire fence: the copy is complete before the re-check.  The
+		 * writer zeroes a slot's generation before it writes into it and
+		 * gives it a new one when it publishes it, so an unchanged
+		 * generation means nobody wrote the slot during the copy. */
 		atomic_thread_fence(memory_order_acquire);
-		uint64_t w2 = atomic_load_explicit(&v.st->middle, memory_order_relaxed);
-		if ((w2 & TAKT_STATE_MIDDLE_MASK) != m ||
-		    atomic_load_explicit(&h->generation, memory_order_relaxed) != gen)
+		if (atomic_load_explicit(&h->generation, memory_order_relaxed) != gen)
 			continue;
 		if (info) {
 			uint64_t now = takt_now_ns();

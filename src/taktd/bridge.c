@@ -37,7 +37,6 @@ static void waiter_init(struct waiter *w, enum waiter_kind kind, void *bridge, s
 	w->kind = kind;
 	w->bridge = bridge;
 	w->efd = s->wake_fd;
-	w->spin_ns = s->cfg.spin_ns;
 }
 
 /* ---- producer side ------------------------------------------------------ */
@@ -58,7 +57,7 @@ int pbridge_get(struct server *s, const char *name, struct pbridge **out)
 		free(pb);
 		return rc;
 	}
-	takt_producer_set_spin_ns(pb->prod, s->cfg.spin_ns);
+	takt_producer_set_spin_ns(pb->prod, 0); /* the loop spins, not the waiter */
 	takt_channel_config_get(takt_producer_channel(pb->prod), &pb->cfg);
 	pb->srv = s;
 	strcpy(pb->name, name);
@@ -91,15 +90,18 @@ void pbridge_put(struct pbridge *pb)
 int pbridge_full(struct pbridge *pb, uint32_t len)
 {
 	pb->full = true;
+	pb->want_len = len;
 	if (pb->srv->stopping)
 		return 0; /* nobody will resume: the drain only delivers */
+	/* The loop polls for room while it spins and arms the waiter before
+	 * it sleeps (server.c, arm_idle). */
 	if (!pb->w.running) {
 		int rc = waiter_start(&pb->w);
-		if (rc < 0)
+		if (rc < 0) {
+			pb->full = false; /* the caller closes this client; others retry */
 			return rc;
+		}
 	}
-	pb->w.armed = true;
-	waiter_arm(&pb->w, len);
 	return 0;
 }
 
@@ -179,7 +181,7 @@ int cbridge_get(struct server *s, const char *name, struct cbridge **out)
 		free(cb);
 		return rc;
 	}
-	takt_consumer_set_spin_ns(cb->cons, s->cfg.spin_ns);
+	takt_consumer_set_spin_ns(cb->cons, 0); /* the loop spins, not the waiter */
 	takt_channel_config_get(takt_consumer_channel(cb->cons), &cb->cfg);
 	cb->srv = s;
 	strcpy(cb->name, name);
@@ -279,21 +281,20 @@ void batch_unref(struct batch *b)
 		b->refs--;
 }
 
-void cbridge_pump(struct cbridge *cb)
+bool cbridge_pump(struct cbridge *cb)
 {
 	struct server *s = cb->srv;
+	bool took = false;
 	cb->ready = false;
 	if (!cb->nsubs || cb->dead || s->stopping)
-		return;
+		return false;
 	for (unsigned k = 0; k < PUMP_BATCHES; k++) {
 		int r = takt_try_recv_batch(cb->cons, cb->msgs, RECV_MSGS, cb->buf, cb->buf_cap);
 		if (r == -EAGAIN) {
+			/* Empty: the loop polls it while it spins and arms the
+			 * waiter before it sleeps (server.c, arm_idle). */
 			cb->badmsg = 0;
-			if (!cb->w.armed) { /* (already armed when the loop just looked) */
-				cb->w.armed = true;
-				waiter_arm(&cb->w, 0);
-			}
-			return;
+			return took;
 		}
 		if (r < 0) {
 			if (r == -EBADMSG && ++cb->badmsg < 64) {
@@ -303,8 +304,9 @@ void cbridge_pump(struct cbridge *cb)
 			LOGE("channel %s: receive failed: %s; no longer consuming", cb->name,
 			     takt_strerror(r));
 			cb->dead = true;
-			return;
+			return took;
 		}
+		took = true;
 		struct batch *b = batch_copy(cb->msgs, (unsigned)r);
 		if (!b) {
 			/* The records are taken: tell every client what it lost. */
@@ -323,6 +325,7 @@ void cbridge_pump(struct cbridge *cb)
 	}
 	cb->ready = true; /* more may be waiting: again next iteration */
 	s->pump = true;
+	return took;
 }
 
 void attach_free_spans(struct attach *a)

@@ -30,6 +30,10 @@ struct loop_ops {
 	void (*del)(struct loop *l, int fd);
 	/* Wait up to timeout_ms (-1 = forever); returns events filled or -errno. */
 	int (*wait)(struct loop *l, struct loop_event *ev, int max, int timeout_ms);
+	/* Events ready now, without waiting; cheap enough to call in a spin
+	 * (io_uring: a system call only when interest changed; epoll: one
+	 * epoll_wait with timeout 0).  Returns events filled or -errno. */
+	int (*peek)(struct loop *l, struct loop_event *ev, int max);
 	void (*destroy)(struct loop *l);
 };
 struct loop {

@@ -45,6 +45,11 @@ static int ep_wait(struct loop *l, struct loop_event *out, int max, int timeout_
 	return n;
 }
 
+static int ep_peek(struct loop *l, struct loop_event *out, int max)
+{
+	return ep_wait(l, out, max, 0);
+}
+
 static void ep_destroy(struct loop *l)
 {
 	struct loop_epoll *e = (struct loop_epoll *)l;
@@ -53,7 +58,7 @@ static void ep_destroy(struct loop *l)
 }
 
 static const struct loop_ops ep_ops = {
-	.name = "epoll", .set = ep_set, .del = ep_del, .wait = ep_wait, .destroy = ep_destroy,
+	.name = "epoll", .set = ep_set, .del = ep_del, .wait = ep_wait, .peek = ep_peek, .destroy = ep_destroy,
 };
 
 int loop_epoll_open(struct loop **out)

@@ -142,16 +142,9 @@ static void arm_dirty(struct loop_uring *u)
 	u->ndirty = 0;
 }
 
-static int ur_wait(struct loop *l, struct loop_event *out, int max, int timeout_ms)
+static int harvest(struct loop_uring *u, struct loop_event *out, int max)
 {
-	struct loop_uring *u = (struct loop_uring *)l;
 	struct io_uring_cqe *cqe;
-	arm_dirty(u);
-	struct __kernel_timespec ts = { .tv_sec = timeout_ms / 1000,
-					.tv_nsec = (long long)(timeout_ms % 1000) * 1000000 };
-	int rc = io_uring_submit_and_wait_timeout(&u->ring, &cqe, 1, timeout_ms < 0 ? NULL : &ts, NULL);
-	if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY)
-		return rc;
 	int n = 0;
 	unsigned head, seen = 0;
 	io_uring_for_each_cqe(&u->ring, head, cqe) {
@@ -183,6 +176,42 @@ static int ur_wait(struct loop *l, struct loop_event *out, int max, int timeout_
 	return n;
 }
 
+static int ur_wait(struct loop *l, struct loop_event *out, int max, int timeout_ms)
+{
+	struct loop_uring *u = (struct loop_uring *)l;
+	struct io_uring_cqe *cqe;
+	arm_dirty(u);
+	struct __kernel_timespec ts = { .tv_sec = timeout_ms / 1000,
+					.tv_nsec = (long long)(timeout_ms % 1000) * 1000000 };
+	int rc = io_uring_submit_and_wait_timeout(&u->ring, &cqe, 1, timeout_ms < 0 ? NULL : &ts, NULL);
+	if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY)
+		return rc;
+	return harvest(u, out, max);
+}
+
+/* Poll requests already in the kernel complete into the shared CQ ring;
+ * re-arms are submitted, and one non-waiting enter runs completions that
+ * are still pending as task work. */
+static int ur_peek(struct loop *l, struct loop_event *out, int max)
+{
+	struct loop_uring *u = (struct loop_uring *)l;
+	arm_dirty(u);
+	if (io_uring_sq_ready(&u->ring)) {
+		int rc = io_uring_submit(&u->ring);
+		if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY)
+			return rc;
+	}
+	if (!io_uring_cq_ready(&u->ring)) {
+		/* A poll completion for a task that runs in user space waits
+		 * as task work until the task enters the kernel: enter once,
+		 * without waiting, to run it (as epoll_wait(0) would). */
+		io_uring_get_events(&u->ring);
+		if (!io_uring_cq_ready(&u->ring))
+			return 0;
+	}
+	return harvest(u, out, max);
+}
+
 static void ur_destroy(struct loop *l)
 {
 	struct loop_uring *u = (struct loop_uring *)l;
@@ -193,7 +222,7 @@ static void ur_destroy(struct loop *l)
 }
 
 static const struct loop_ops ur_ops = {
-	.name = "io_uring", .set = ur_set, .del = ur_del, .wait = ur_wait, .destroy = ur_destroy,
+	.name = "io_uring", .set = ur_set, .del = ur_del, .wait = ur_wait, .peek = ur_peek, .destroy = ur_destroy,
 };
 
 int loop_uring_open(struct loop **out)

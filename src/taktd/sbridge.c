@@ -22,6 +22,7 @@
 /* Images above this size are copied only after the write counter moved
  * (reading it costs two fcntl calls; copying a small image is cheaper). */
 #define COPY_FREELY_MAX (64u << 10)
+#define SNAPSHOT_CALLS 4
 
 int sbridge_get(struct server *s, const char *name, int role, struct sbridge **out)
 {
@@ -119,7 +120,12 @@ int sbridge_refresh(struct sbridge *sb, uint64_t now_ns)
 		}
 	}
 	struct takt_state_info info;
-	int r = takt_state_snapshot(sb->ch, sb->scratch, sb->image_size, &info);
+	int r;
+	/* Each call makes 8 optimistic copies; a writer publishing faster
+	 * than we copy makes them all fail: try a few calls, then -EAGAIN. */
+	for (int k = 0; k < SNAPSHOT_CALLS; k++)
+		if ((r = takt_state_snapshot(sb->ch, sb->scratch, sb->image_size, &info)) != -EAGAIN)
+			break;
 	if (r < 0)
 		return r;
 	sb->looked_ns = now_ns;

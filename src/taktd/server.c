@@ -553,7 +553,9 @@ static const struct proto_ops ops = {
 
 void conn_mark_dirty(struct conn *c)
 {
-	if (c->in_dirty || c->dead)
+	/* Dead connections too: after_events closes them (a receive error
+	 * such as ECONNRESET marks one dead; it must not stay registered). */
+	if (c->in_dirty || c->fd < 0)
 		return;
 	c->in_dirty = true;
 	c->dirty_next = c->srv->dirty;
@@ -924,14 +926,93 @@ static void handle_wake(struct server *s)
 	}
 }
 
-/* Take records from ready consumer bridges (all of them after client input:
- * an answer may already be in a ring, no need to wait for its waiter). */
-static void pump_all(struct server *s, bool all)
+/* Take records from consumer bridges whose waiter is not armed (ready or
+ * idle ones), and from every bridge after client input (an answer may
+ * already be in a ring: no need to wait for its waiter).  True if records
+ * were taken. */
+static bool pump_all(struct server *s, bool all)
 {
+	bool took = false;
 	s->pump = false;
 	for (struct cbridge *cb = s->cbridges; cb; cb = cb->next)
-		if (cb->ready || all)
-			cbridge_pump(cb);
+		if (cb->ready || all || !cb->w.armed)
+			took |= cbridge_pump(cb);
+	return took;
+}
+
+/* Full producer bridges whose ring has room now (polled while spinning). */
+static bool poll_room(struct server *s)
+{
+	bool room = false;
+	for (struct pbridge *pb = s->pbridges, *next; pb; pb = next) {
+		next = pb->next;
+		if (pb->full && !pb->w.armed &&
+		    takt_wait_writable(pb->prod, pb->want_len, TAKT_NO_WAIT) == 0) {
+			pbridge_room(pb);
+			room = true;
+		}
+	}
+	return room;
+}
+
+/* About to sleep: every empty consumer ring and full producer ring gets its
+ * waiter armed. */
+static void arm_idle(struct server *s)
+{
+	if (s->stopping)
+		return;
+	for (struct cbridge *cb = s->cbridges; cb; cb = cb->next)
+		if (cb->nsubs && !cb->dead && !cb->ready && !cb->w.armed) {
+			cb->w.armed = true;
+			waiter_arm(&cb->w, 0);
+		}
+	for (struct pbridge *pb = s->pbridges; pb; pb = pb->next)
+		if (pb->full && !pb->w.armed && pb->w.running) {
+			pb->w.armed = true;
+			waiter_arm(&pb->w, pb->want_len);
+		}
+}
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield");
+#endif
+}
+
+/*
+ * Wait for events.  After activity the loop first polls, for up to
+ * spin_ns since the last activity, its event source (no system call on
+ * io_uring) and the rings; only then does it arm the waiters and sleep.
+ * A request/response exchange is thus served without waking a thread, and
+ * a peer's publish finds no doorbell armed (no sem_post).  An idle loop
+ * sleeps at once: no periodic wake-ups.
+ */
+static int loop_wait(struct server *s, struct loop_event *ev, int max, int timeout, bool *took)
+{
+	struct loop *l = s->loop;
+	*took = false;
+	if (timeout == 0)
+		return l->ops->peek(l, ev, max);
+	if (s->cfg.spin_ns && !s->stopping) {
+		uint64_t end = s->active_ns + s->cfg.spin_ns;
+		unsigned k = 0;
+		while (takt_now_ns() < end) {
+			int n = l->ops->peek(l, ev, max);
+			if (n != 0)
+				return n;
+			if (pump_all(s, false) | poll_room(s)) {
+				*took = true;
+				return 0;
+			}
+			for (k = 0; k < 16; k++)
+				cpu_relax();
+		}
+	}
+	arm_idle(s);
+	return l->ops->wait(l, ev, max, timeout);
 }
 
 static void after_events(struct server *s)
@@ -982,7 +1063,8 @@ int server_run(struct server *s)
 		else if (s->stopping || s->nclosing)
 			timeout = 50;
 		timeout = state_timeout(s, timeout);
-		int n = s->loop->ops->wait(s->loop, ev, 256, timeout);
+		bool took;
+		int n = loop_wait(s, ev, 256, timeout, &took);
 		if (n < 0) {
 			LOGE("event loop: %s", strerror(-n));
 			return -1;
@@ -1003,8 +1085,10 @@ int server_run(struct server *s)
 				break;
 			case TAG_CONN: {
 				struct conn *c = t->obj;
-				if (c->dead)
+				if (c->dead) {
+					conn_mark_dirty(c); /* closed in after_events */
 					break;
+				}
 				if (ev[i].events & (LOOP_IN | LOOP_HUP | LOOP_ERR)) {
 					conn_read(c);
 					input = true;
@@ -1017,8 +1101,9 @@ int server_run(struct server *s)
 			}
 			}
 		}
-		if (s->pump || input)
-			pump_all(s, input);
+		took |= pump_all(s, input);
+		if (n > 0 || took)
+			s->active_ns = takt_now_ns();
 		state_tick(s);
 		after_events(s);
 	}

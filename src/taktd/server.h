@@ -53,7 +53,6 @@ struct waiter {
 	enum waiter_kind kind;
 	void *bridge;
 	int efd;          /* the server's eventfd */
-	uint32_t spin_ns; /* spin before sleeping on the arming futex */
 	pthread_t th;
 	bool running;     /* a thread exists (loop thread's view) */
 	bool armed;       /* loop's view: armed and not yet seen fired */
@@ -109,7 +108,8 @@ struct pbridge {
 	char name[TAKT_NAME_MAX + 1];
 	takt_producer *prod;
 	unsigned users;
-	bool full;     /* the ring had no room: clients wait, the waiter is armed */
+	bool full;     /* the ring had no room: clients wait (for want_len bytes) */
+	uint32_t want_len;
 	struct conn *wait_head, *wait_tail;
 	struct waiter w;
 	struct takt_channel_config cfg;
@@ -157,7 +157,7 @@ int cbridge_get(struct server *s, const char *name, struct cbridge **out);
 void cbridge_sub(struct cbridge *cb, struct attach *a);
 void cbridge_unsub(struct attach *a);
 /* Take records from a consumer bridge's ring and fan them out (loop thread). */
-void cbridge_pump(struct cbridge *cb);
+bool cbridge_pump(struct cbridge *cb); /* true if records were taken */
 /* A producer bridge's waiter fired: the ring has room again. */
 void pbridge_room(struct pbridge *pb);
 /* The ring is full: wait for room for a record of len bytes. */
@@ -227,7 +227,7 @@ struct server_config {
 	uint32_t max_frame;
 	unsigned drain_ms;
 	int ready_fd;
-	uint32_t spin_ns; /* waiters spin this long before sleeping */
+	uint32_t spin_ns; /* the loop polls this long after activity before sleeping */
 };
 
 struct server {
@@ -246,6 +246,7 @@ struct server {
 	struct sbridge *sbridges;
 	struct attach *subs; /* state subscriptions */
 	bool pump;           /* some consumer bridge is ready */
+	uint64_t active_ns;  /* when the loop last had something to do */
 	unsigned nclosing;
 	bool accept_paused;
 	bool stopping;

@@ -13,12 +13,14 @@
  * once it finds it empty (full) again.  A waiter that is not armed sleeps on
  * a futex, so it never spins on a ring the loop has not drained yet.
  *
- * Both waits spin for spin_ns before they sleep (the wait for the ring
- * through the handle's spin budget; the wait for the next arming here): a
- * request/response client sees its answer without a kernel wake-up of the
- * waiter.  There are no deadlines: stopping sets `stop`, wakes the futex and
- * calls takt_*_interrupt, which ends the wait in progress with -EINTR.  An
- * idle taktd therefore has no periodic wake-up at all.
+ * Waiters do not spin (their handles' spin budget is 0): after activity
+ * the loop itself polls the rings and its event source for --spin-us and
+ * arms the waiters only when it is about to sleep, so a request/response
+ * client is served without any thread hand-off, and on a small machine no
+ * second spinner competes with the peers for a CPU.  There are no
+ * deadlines: stopping sets `stop`, wakes the futex and calls
+ * takt_*_interrupt, which ends the wait in progress with -EINTR.  An idle
+ * taktd therefore has no periodic wake-up at all.
  */
 #include <errno.h>
 #include <linux/futex.h>
@@ -41,28 +43,9 @@ static void futex_wake(_Atomic uint32_t *word)
 	syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__ __volatile__("yield");
-#endif
-}
-
 /* Wait until the loop arms us or asks us to stop. */
 static void wait_armed(struct waiter *w)
 {
-	if (w->spin_ns) {
-		uint64_t end = takt_now_ns() + w->spin_ns;
-		unsigned k = 0;
-		while (!atomic_load_explicit(&w->arm, memory_order_acquire) &&
-		       !atomic_load_explicit(&w->stop, memory_order_relaxed)) {
-			cpu_relax();
-			if ((++k & 63) == 0 && takt_now_ns() >= end)
-				break;
-		}
-	}
 	while (!atomic_load(&w->arm) && !atomic_load(&w->stop)) {
 		/* seq_cst store then load, mirrored by waiter_arm: either we
 		 * see the arming or the loop sees us asleep and wakes us. */

@@ -853,3 +853,36 @@ Test(api, wait_newer_new_reader_sees_existing_image)
 	cr_assert_eq(rc, 0, "a new reader waits (%d) although generation 1 was never read by it", rc);
 	takt_state_reader_close(r);
 }
+
+/* A monitor's snapshot returns the newest image even after the reader has
+ * taken it (it then sits in the reader's slot, not the middle), and never
+ * an older one than before. */
+Test(api, snapshot_sees_newest_with_a_reader_attached)
+{
+	const char *name = ts_name("snap");
+	ts_create(name, 32);
+	takt_state_writer *w;
+	takt_state_reader *r;
+	takt_channel *mon;
+	cr_assert_eq(takt_state_writer_open(name, &w), 0);
+	cr_assert_eq(takt_state_reader_open(name, &r), 0);
+	cr_assert_eq(takt_channel_open(name, TAKT_OPEN_RDONLY, &mon), 0);
+	char buf[32];
+	struct takt_state_info info;
+	cr_assert_eq(takt_state_snapshot(mon, buf, sizeof buf, &info), -EAGAIN, "nothing published");
+	for (uint64_t g = 1; g <= 5; g++) {
+		char img[32];
+		memset(img, (int)g, sizeof img);
+		cr_assert_eq(takt_state_write(w, img, sizeof img), 0);
+		cr_assert_eq(takt_state_snapshot(mon, buf, sizeof buf, &info), 32);
+		cr_assert_eq(info.generation, g, "before the reader took it");
+		cr_assert_eq(takt_state_read(r, buf, sizeof buf, NULL), 32);
+		cr_assert_eq(takt_state_snapshot(mon, buf, sizeof buf, &info), 32);
+		cr_assert_eq(info.generation, g, "after the reader took it: %llu",
+			     (unsigned long long)info.generation);
+		cr_assert_eq(buf[0], (char)g);
+	}
+	takt_channel_close(mon);
+	takt_state_reader_close(r);
+	takt_state_writer_close(w);
+}

@@ -188,6 +188,7 @@ void tc_hello(struct tc *c, uint32_t max_frame)
 	cr_assert_eq(rd16(f.body), 1);
 	cr_assert_geq(rd32(f.body + 4), 4096);
 	cr_assert_eq(rd32(f.body + 16), getuid());
+	c->features = rd32(f.body + 28);
 }
 
 int tc_attach(struct tc *c, const char *name, int role, const struct tc_attach_opts *o)

@@ -17,14 +17,19 @@ enum {
 	T_DETACH = 0x05, T_DETACHED = 0x06, T_DATA = 0x10, T_DATA_BATCH = 0x11,
 	T_ACK = 0x12, T_DROPPED = 0x13, T_PING = 0x20, T_PONG = 0x21,
 	T_ERROR = 0x30, T_BYE = 0x40,
+	T_STATE_GET = 0x50, T_STATE = 0x51, T_SUBSCRIBE = 0x52, T_SUBSCRIBED = 0x53,
+	T_UNSUBSCRIBE = 0x54, T_UNSUBSCRIBED = 0x55, T_STATE_WRITE = 0x56,
 };
 enum {
 	E_BAD_FRAME = 1, E_BAD_TYPE = 2, E_TOO_LARGE = 3, E_STATE = 4, E_VERSION = 5,
 	E_BAD_CHANNEL = 6, E_DENIED = 7, E_SLOW_CONSUMER = 8, E_LIMIT = 9, E_SHUTDOWN = 10,
-	E_INVALID = 20, E_EXISTS = 21, E_NOENT = 22, E_ACCESS = 23, E_MSGSIZE = 26, E_BUSY = 29,
+	E_INVALID = 20, E_EXISTS = 21, E_NOENT = 22, E_ACCESS = 23, E_AGAIN = 25, E_MSGSIZE = 26,
+	E_BUSY = 29, E_KIND = 32,
 };
 #define F_FATAL 1
-enum { ROLE_PRODUCE = 1, ROLE_CONSUME = 2 };
+#define F_UPDATE 2
+#define FEAT_STATE 1
+enum { ROLE_PRODUCE = 1, ROLE_CONSUME = 2, ROLE_STATE_READ = 3, ROLE_STATE_WRITE = 4 };
 #define A_CREATE 1
 #define A_EXCL 2
 enum { SLOW_DEFAULT = 0, SLOW_DISCONNECT = 1, SLOW_DROP_OLDEST = 2 };
@@ -42,6 +47,7 @@ struct tc {
 	uint8_t *buf;
 	size_t len, cap, off;
 	struct tc_frame last;
+	uint32_t features; /* WELCOME offset 28 */
 };
 
 static inline void le16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }

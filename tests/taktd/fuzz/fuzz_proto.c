@@ -4,7 +4,8 @@
  * state machine (src/taktd/frame.c, proto.c) and its policy parser.
  *
  * Input layout: byte 0 = chunking seed, byte 1 = behaviour bits of the stub
- * operations (deny HELLO, block producers, fail attaches), byte 2 = policy
+ * operations (deny HELLO, block producers, fail attaches, refuse large
+ * state images), byte 2 = policy
  * text length; then the policy text; the rest is the client's byte stream,
  * fed in chunks as a socket would deliver it.  Every frame the state machine
  * emits is checked for a well-formed header.  Build with
@@ -109,6 +110,67 @@ static int produce(void *c_, uint32_t chan, const struct takt_msg *m, unsigned n
 	return (int)n;
 }
 
+static bool known_id(struct ctx *c, uint32_t chan)
+{
+	for (unsigned i = 0; i < c->nids; i++)
+		if (c->ids[i] == chan)
+			return true;
+	return false;
+}
+
+/* State channels: a known id gets its answer, an unknown one a non-fatal
+ * BAD_CHANNEL, as in taktd. */
+static void state_get(void *c_, uint32_t chan, uint32_t req)
+{
+	struct ctx *c = c_;
+	uint8_t out[TD_HDR_SIZE + TD_STATE_BODY + 16];
+	if (!known_id(c, chan)) {
+		emit(c, out, td_enc_error(out, 0, chan, req, TD_E_BAD_CHANNEL, 0, "x"));
+		return;
+	}
+	td_put_hdr(out, sizeof(out), TD_STATE, 0, chan, req);
+	memset(out + TD_HDR_SIZE, 0, sizeof(out) - TD_HDR_SIZE);
+	td_put32(out + TD_HDR_SIZE + 24, 16);
+	emit(c, out, sizeof(out));
+}
+
+static void subscribe(void *c_, uint32_t chan, uint32_t req, uint32_t interval_us)
+{
+	struct ctx *c = c_;
+	uint8_t out[TD_HDR_SIZE + TD_ERROR_BODY + TD_ERROR_MSG_MAX];
+	(void)interval_us;
+	if (!known_id(c, chan)) {
+		emit(c, out, td_enc_error(out, 0, chan, req, TD_E_BAD_CHANNEL, 0, "x"));
+		return;
+	}
+	emit(c, out, td_enc_u64s(out, TD_SUBSCRIBED, chan, req, interval_us, 0, 1));
+}
+
+static void unsubscribe(void *c_, uint32_t chan, uint32_t req)
+{
+	struct ctx *c = c_;
+	uint8_t out[TD_HDR_SIZE + TD_ERROR_BODY + TD_ERROR_MSG_MAX];
+	if (!known_id(c, chan)) {
+		emit(c, out, td_enc_error(out, 0, chan, req, TD_E_BAD_CHANNEL, 0, "x"));
+		return;
+	}
+	emit(c, out, td_enc_u64s(out, TD_UNSUBSCRIBED, chan, req, 0, 0, 1));
+}
+
+static int state_write(void *c_, uint32_t chan, const uint8_t *image, uint32_t len)
+{
+	struct ctx *c = c_;
+	if (!known_id(c, chan))
+		return -TD_E_BAD_CHANNEL;
+	volatile uint8_t sink = 0;
+	for (uint32_t k = 0; k < len; k++)
+		sink ^= image[k]; /* ASan checks the image bounds */
+	(void)sink;
+	if ((c->bits & 16) && len > 100)
+		return -TD_E_MSGSIZE;
+	return 0;
+}
+
 static void bye(void *c_)
 {
 	uint8_t out[TD_HDR_SIZE];
@@ -117,6 +179,8 @@ static void bye(void *c_)
 
 static const struct proto_ops ops = {
 	.emit = emit, .hello = hello, .attach = attach, .detach = detach, .produce = produce, .bye = bye,
+	.state_get = state_get, .subscribe = subscribe, .unsubscribe = unsubscribe,
+	.state_write = state_write,
 };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
