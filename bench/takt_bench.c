@@ -1084,6 +1084,7 @@ int main(int argc, char **argv)
 				    parse_size(t, &sizes[nsizes]) < 0 || sizes[nsizes] < 8 ||
 				    sizes[nsizes] > (64u << 20)) {
 					fprintf(stderr, "takt-bench: bad --size '%s' (8 bytes .. 64 MiB)\n", t);
+					free(dup);
 					return 2;
 				}
 				nsizes++;
