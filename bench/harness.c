@@ -862,7 +862,12 @@ int bench_stream(const struct bench_mech *m, const struct bench_params *p,
 			c0 = got;
 			empty0 = empty;
 			phase = 2;
-		} else if (phase == 2 && t - t0 >= win_ns) {
+		} else if (phase == 2 && t - t0 >= win_ns && got > c0) {
+			/* A window must hold at least one record: on a loaded
+			 * machine a tiny window can fall entirely in a time
+			 * slice where the producer did not run, and a rate of
+			 * zero measures the scheduler.  The watchdog ends a
+			 * window whose producer is really stuck. */
 			t1 = t;
 			c1 = got;
 			break;
