@@ -3,6 +3,7 @@
 
 Environment (set by tests/peers/CMakeLists.txt):
   TAKTD_BIN   the built taktd        PEER_C   the built tests/peers/peer_c
+  STATE_C     the built tests/peers/state_c (state channels)
   TAKT_PEER_PYTHONPATH  tools/python/src (prepended to sys.path here)
 """
 
@@ -24,6 +25,7 @@ sys.path.insert(0, os.environ.get("TAKT_PEER_PYTHONPATH", os.path.join(ROOT, "to
 
 TAKTD = os.environ.get("TAKTD_BIN", os.path.join(ROOT, "build", "src", "taktd", "taktd"))
 PEER_C = os.environ.get("PEER_C", os.path.join(ROOT, "build", "tests", "peers", "peer_c"))
+STATE_C = os.environ.get("STATE_C", os.path.join(os.path.dirname(PEER_C), "state_c"))
 
 _counter = itertools.count(1)
 PAT = bytes(range(256)) * 3
@@ -168,3 +170,41 @@ def create_channel(name, capacity=1 << 20, max_record=4096, mode="666"):
 
 def remove_channel(name):
     subprocess.run([PEER_C, "rm", name], capture_output=True)
+
+
+# ---- state channels (state_c) ------------------------------------------------------
+
+def make_image(seq, ln):
+    """Test image seq of ln >= 16 bytes: the layout state_c writes and checks."""
+    body = struct.pack("<Q", seq) + bytes((i + seq) & 0xFF for i in range(8, ln - 4))
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+def check_image(data):
+    """The image's sequence number, or raise AssertionError."""
+    if len(data) < 16:
+        raise AssertionError("image too short: %d bytes" % len(data))
+    (seq,) = struct.unpack_from("<Q", data)
+    (crc,) = struct.unpack_from("<I", data, len(data) - 4)
+    if crc != zlib.crc32(data[:-4]):
+        raise AssertionError("bad checksum in image seq %d" % seq)
+    if data[8:-4] != bytes((i + seq) & 0xFF for i in range(8, len(data) - 4)):
+        raise AssertionError("image %d has a bad pattern" % seq)
+    return seq
+
+
+def state_peer(*args, wait_ready=False):
+    """Start state_c; with wait_ready, return once it printed 'ready'."""
+    p = subprocess.Popen([STATE_C] + [str(a) for a in args], stdout=subprocess.PIPE, text=True)
+    if wait_ready:
+        line = p.stdout.readline()
+        if line.strip() != "ready":
+            out = line + p.communicate(timeout=30)[0]
+            raise RuntimeError("state_c did not start: " + out)
+    return p
+
+
+def create_state(name, image_size=256, mode="666"):
+    r = subprocess.run([STATE_C, "create", name, str(image_size), mode], capture_output=True, text=True)
+    if r.returncode:
+        raise RuntimeError(r.stdout + r.stderr)

@@ -15,6 +15,12 @@ sequence number without waiting for the acknowledgement, unless
 (back-pressure from a full ring blocks ``send()`` up to its timeout).
 ``flush()`` waits until every record sent is committed to the ring.
 
+State channels (PROTOCOL.md §12, when taktd's WELCOME announces them):
+``state_reader()`` reads the newest image (``get()``) and subscribes to
+its changes (``subscribe()``: a :class:`StateSubscription`, rate-limited
+by taktd); ``state_writer()`` publishes images (``write()``, acknowledged
+like records).  ``subscribe_state()`` does both steps at once.
+
 Connection loss (taktd killed, restarted, or shut down) is reported, not
 hidden: every call on the connection raises :class:`ConnectionLost`, whose
 ``committed`` tells how many records of each producer taktd acknowledged;
@@ -97,17 +103,62 @@ class ChannelInfo:
 
 
 class ServerInfo:
-    """What WELCOME reported (PROTOCOL.md §3.2)."""
+    """What WELCOME reported (PROTOCOL.md §3.2).  ``features`` is the
+    feature bit set; ``state`` tells whether state channels are supported
+    (bit 0)."""
 
-    __slots__ = ("version", "max_frame", "max_attach", "queue_limit", "uid", "gid", "pid")
+    __slots__ = ("version", "max_frame", "max_attach", "queue_limit", "uid", "gid", "pid", "features")
 
-    def __init__(self, version, max_frame, max_attach, queue_limit, uid, gid, pid):
+    def __init__(self, version, max_frame, max_attach, queue_limit, uid, gid, pid, features=0):
         self.version, self.max_frame, self.max_attach = version, max_frame, max_attach
         self.queue_limit, self.uid, self.gid, self.pid = queue_limit, uid, gid, pid
+        self.features = features
+
+    @property
+    def state(self):
+        """True if taktd supports state channels (WELCOME features bit 0)."""
+        return bool(self.features & P.FEATURE_STATE)
 
     def __repr__(self):
-        return "ServerInfo(version=%d, max_frame=%d, max_attach=%d, queue_limit=%d, uid=%d, gid=%d, pid=%d)" % (
-            self.version, self.max_frame, self.max_attach, self.queue_limit, self.uid, self.gid, self.pid)
+        return ("ServerInfo(version=%d, max_frame=%d, max_attach=%d, queue_limit=%d, uid=%d, gid=%d, pid=%d, "
+                "features=%#x)" % (self.version, self.max_frame, self.max_attach, self.queue_limit, self.uid,
+                                   self.gid, self.pid, self.features))
+
+
+class StateImage:
+    """One image of a state channel (a STATE frame, PROTOCOL.md §3.8).
+
+    ``data`` (bytes: the image, up to the image size; a writer may publish
+    fewer bytes), ``generation`` (publish count of the image on the
+    channel: 1 = the first ever published; 0 = nothing was published yet,
+    and ``data`` is empty), ``written_ns`` (when the writer published it,
+    CLOCK_MONOTONIC of the host, comparable with ``time.monotonic_ns()``),
+    ``age_ns`` (its age when taktd sent it), ``channel`` (the name) and
+    ``update`` (True for a subscription update, False for the answer to
+    ``get()``)."""
+
+    __slots__ = ("data", "generation", "written_ns", "age_ns", "channel", "update")
+
+    def __init__(self, data, generation, written_ns, age_ns, channel, update=False):
+        self.data = data
+        self.generation = generation
+        self.written_ns = written_ns
+        self.age_ns = age_ns
+        self.channel = channel
+        self.update = update
+
+    @property
+    def age(self):
+        """``age_ns`` in seconds."""
+        return self.age_ns / 1e9
+
+    def __len__(self):
+        return len(self.data)
+
+    def __repr__(self):
+        d = self.data if len(self.data) <= 16 else self.data[:16] + b"..."
+        return "StateImage(channel=%r, generation=%d, len=%d, age_ns=%d%s, data=%r)" % (
+            self.channel, self.generation, len(self.data), self.age_ns, ", update" if self.update else "", d)
 
 
 class Client:
@@ -160,7 +211,8 @@ class Client:
             req = self._next_req()
             cname = (name if name is not None else "python-%d" % os.getpid()).encode("utf-8")[:64]
             body = self._request(P.hello(req, max_frame, cname), req, self.timeout, "HELLO")
-            self.server = ServerInfo(*P.WELCOME_BODY.unpack(body)[:1], *P.WELCOME_BODY.unpack(body)[2:8])
+            w = P.WELCOME_BODY.unpack(body)
+            self.server = ServerInfo(w[0], *w[2:9])
         except BaseException:
             self._teardown()
             raise
@@ -221,6 +273,54 @@ class Client:
                            mode, queue_limit, P.SLOW_POLICIES[slow], timeout)
         return Consumer(self, att)
 
+    def state_reader(self, channel, create=False, exclusive=False, image_size=None, mode=0o600,
+                     timeout=None):
+        """Attach to the state channel ``channel`` as a reader (PROTOCOL.md
+        §12) and return a :class:`StateReader` (``get()``, ``subscribe()``).
+        Reading through taktd does not take the channel's reader role: a
+        native reader may run at the same time.  With ``create=True`` the
+        channel is created if missing with ``image_size`` bytes (required)
+        and ``mode``.  Raises Unsupported if taktd has no state channels,
+        WrongKind for a queue channel."""
+        att = self._attach(P.ROLE_STATE_READ, channel, create, exclusive, 0, 0,
+                           self._image_size(create, image_size), mode, 0, 0, timeout)
+        return StateReader(self, att)
+
+    def state_writer(self, channel, create=False, exclusive=False, image_size=None, mode=0o600,
+                     timeout=None, window=1024):
+        """Attach to the state channel ``channel`` as its writer (through
+        taktd's writer: Busy if a native writer is alive) and return a
+        :class:`StateWriter` (``write()``).  ``create``, ``image_size`` and
+        ``mode`` as for :meth:`state_reader`."""
+        att = self._attach(P.ROLE_STATE_WRITE, channel, create, exclusive, 0, 0,
+                           self._image_size(create, image_size), mode, 0, 0, timeout)
+        return StateWriter(self, att, window, 64 << 20)
+
+    def subscribe_state(self, channel, interval=0.001, timeout=None):
+        """Attach to a state channel as a reader and subscribe to its updates
+        at most once per ``interval`` seconds (at least 0.001): returns a
+        :class:`StateSubscription` that owns the attachment (closing it
+        detaches).  ``for image in client.subscribe_state(name): ...``"""
+        reader = self.state_reader(channel, timeout=timeout)
+        try:
+            sub = reader.subscribe(interval, timeout=timeout)
+        except BaseException:
+            try:
+                reader.close()
+            except errors.TaktError:
+                pass
+            raise
+        sub._owns_reader = True
+        return sub
+
+    @staticmethod
+    def _image_size(create, image_size):
+        if not create:
+            return 0
+        if image_size is None or not 1 <= image_size <= P.IMAGE_MAX:
+            raise ValueError("create=True needs image_size, 1..%d bytes" % P.IMAGE_MAX)
+        return image_size
+
     def ping(self, payload=b"", timeout=None):
         """Round trip through taktd; returns the seconds it took."""
         if len(payload) > 256:
@@ -248,7 +348,7 @@ class Client:
         try:
             if self._error is None:
                 for att in list(self._atts.values()):
-                    if att.role == P.ROLE_PRODUCE and not att.detached:
+                    if att.role in (P.ROLE_PRODUCE, P.ROLE_STATE_WRITE) and not att.detached:
                         try:
                             self._wait_for(lambda a=att: a.committed >= a.sent, deadline)
                         except errors.TaktError:
@@ -285,6 +385,12 @@ class Client:
         if not isinstance(channel, str) or not P.valid_name(channel):
             raise errors.InvalidArgument("bad channel name %r: 1..200 characters from [A-Za-z0-9._-]"
                                          % (channel,), sys_errno=_errno.EINVAL, channel=channel)
+        if role in P.STATE_ROLES and not self.server.state:
+            raise errors.Unsupported(
+                "taktd at %s does not support state channels (its WELCOME announces features %#x, "
+                "without bit 0 STATE; PROTOCOL.md §12): use a newer taktd" % (self.socket_path,
+                                                                             self.server.features),
+                feature="STATE")
         if create and max_record is None:
             max_record = min(capacity // 4, 65536)
         req = self._next_req()
@@ -510,6 +616,30 @@ class Client:
             att.delivered += 1
             att.queue.append(Record(buf[start:end], arg, att.name, att.delivered, att.gap))
             att.gap = 0
+        elif ftype == P.STATE:
+            gen, written, age, ln, _ = P.STATE_BODY.unpack_from(buf, start)
+            off = start + P.STATE_BODY_SIZE
+            att = self._atts.get(chan)
+            name = att.name if att is not None else None
+            if flags & P.FLAG_UPDATE:
+                if att is None or att.detached or not att.subscribed:
+                    return
+                att.updates += 1
+                att.queue.append(StateImage(buf[off:off + ln], gen, written, age, name, True))
+            elif arg in self._answers:
+                self._answers[arg] = StateImage(buf[off:off + ln], gen, written, age, name, False)
+        elif ftype == P.SUBSCRIBED:
+            att = self._atts.get(chan)
+            if att is not None:
+                att.subscribed = True
+            if arg in self._answers:
+                self._answers[arg] = ("subscribed", P.SUBSCRIBE_BODY.unpack_from(buf, start)[0])
+        elif ftype == P.UNSUBSCRIBED:
+            att = self._atts.get(chan)
+            if att is not None:
+                att.subscribed = False
+            if arg in self._answers:
+                self._answers[arg] = ("unsubscribed", P.U64.unpack_from(buf, start)[0])
         elif ftype == P.ACK:
             att = self._atts.get(chan)
             if att is not None:
@@ -553,7 +683,8 @@ class Client:
         return "socket error: %s" % e
 
     def _committed_map(self):
-        return {a.name: a.committed for a in self._atts.values() if a.role == P.ROLE_PRODUCE}
+        return {a.name: a.committed for a in self._atts.values()
+                if a.role in (P.ROLE_PRODUCE, P.ROLE_STATE_WRITE)}
 
     def _lost_text(self, why):
         return "connection to taktd at %s lost: %s" % (self.socket_path, why)
@@ -585,7 +716,8 @@ class Client:
 
 class _Attachment:
     __slots__ = ("chan", "name", "role", "info", "queue", "committed", "sent", "sent_bytes",
-                 "acked_bytes_marks", "delivered", "dropped", "gap", "detached", "error")
+                 "acked_bytes_marks", "delivered", "dropped", "gap", "detached", "error",
+                 "subscribed", "updates")
 
     def __init__(self, chan, name, role, info):
         self.chan, self.name, self.role, self.info = chan, name, role, info
@@ -599,6 +731,8 @@ class _Attachment:
         self.gap = 0
         self.detached = False
         self.error = None
+        self.subscribed = False     # state read: a subscription is active
+        self.updates = 0            # state read: subscription updates received
 
 
 class _Endpoint:
@@ -631,16 +765,16 @@ class _Endpoint:
         self.close()
 
 
-class Producer(_Endpoint):
-    """A producing attachment (PROTOCOL.md §5).  Sequence numbers count this
-    attachment's records from 1; ``committed`` is the last acknowledged."""
+class _Sender(_Endpoint):
+    """What producers and state writers share: the window of
+    unacknowledged records (images), ACK tracking, flush and close."""
+
+    _what = "producer"
 
     def __init__(self, client, att, window, window_bytes):
         super().__init__(client, att)
         self.window = max(1, int(window))
         self.window_bytes = max(1, int(window_bytes))
-        limit = min(client.server.max_frame, CLIENT_BATCH_MAX)
-        self._batch_limit = max(limit, P.HDR_SIZE + 8 + att.info.max_record)
 
     @property
     def sent(self):
@@ -651,13 +785,6 @@ class Producer(_Endpoint):
     def committed(self):
         """Records taktd acknowledged as committed to the ring."""
         return self._att.committed
-
-    def _check_record(self, data, rtype):
-        if rtype < 0 or rtype >= P.TYPE_RESERVED:
-            raise errors.InvalidArgument("record type %d out of range 0..0x%x" % (rtype, P.TYPE_RESERVED - 1),
-                                         sys_errno=_errno.EINVAL, channel=self._att.name)
-        if len(data) > self._att.info.max_record:
-            raise errors.RecordTooLarge(len(data), self._att.info.max_record, self._att.name)
 
     def _room(self, n, nbytes):
         att = self._att
@@ -679,7 +806,7 @@ class Producer(_Endpoint):
         with cl._cv:
             cl._check()
             if att.detached:
-                raise errors.Closed("producer of %r is closed" % att.name)
+                raise errors.Closed("%s of %r is closed" % (self._what, att.name))
         cl._wait_for(lambda: self._room(n, len(frame)), deadline,
                      "no room in the window of %r: %d records unacknowledged (is the channel's "
                      "consumer running?)" % (att.name, att.sent - att.committed))
@@ -694,6 +821,54 @@ class Producer(_Endpoint):
         cl._wait_for(lambda: cl._out_sent >= end, deadline,
                      "taktd does not read (back-pressure from a full ring?)")
         return seq
+
+    def wait_committed(self, seq, timeout=None):
+        """Wait until record ``seq`` is committed (acknowledged).  Returns the
+        committed count."""
+        att = self._att
+        self._client._wait_for(lambda: att.committed >= seq or att.detached, _deadline(timeout),
+                               "record %d of %r not acknowledged in time (committed %d)"
+                               % (seq, att.name, att.committed))
+        return att.committed
+
+    def flush(self, timeout=None):
+        """Wait until every record sent is committed; returns the count."""
+        return self.wait_committed(self._att.sent, timeout)
+
+    def close(self, timeout=None):
+        """Flush (up to ``timeout``, default the client's), then DETACH.
+        Returns the committed count taktd reported in DETACHED (or the last
+        ACK if the connection is gone)."""
+        att = self._att
+        if att.detached:
+            return att.committed
+        timeout = self._client.timeout if timeout is None else timeout
+        deadline = _deadline(timeout)
+        try:
+            self.flush(_remaining(deadline))
+        except (errors.ConnectionLost, errors.Closed, errors.ServerError):
+            pass
+        ans = self._client._detach(att, max(0.0, _remaining(deadline) or 0.0) or 1.0)
+        if ans:
+            att.committed = max(att.committed, ans[0])
+        return att.committed
+
+
+class Producer(_Sender):
+    """A producing attachment (PROTOCOL.md §5).  Sequence numbers count this
+    attachment's records from 1; ``committed`` is the last acknowledged."""
+
+    def __init__(self, client, att, window, window_bytes):
+        super().__init__(client, att, window, window_bytes)
+        limit = min(client.server.max_frame, CLIENT_BATCH_MAX)
+        self._batch_limit = max(limit, P.HDR_SIZE + 8 + att.info.max_record)
+
+    def _check_record(self, data, rtype):
+        if rtype < 0 or rtype >= P.TYPE_RESERVED:
+            raise errors.InvalidArgument("record type %d out of range 0..0x%x" % (rtype, P.TYPE_RESERVED - 1),
+                                         sys_errno=_errno.EINVAL, channel=self._att.name)
+        if len(data) > self._att.info.max_record:
+            raise errors.RecordTooLarge(len(data), self._att.info.max_record, self._att.name)
 
     def send(self, data, type=0, timeout=None, wait=False):
         """Send one record (bytes-like) with record ``type``; returns its
@@ -758,38 +933,6 @@ class Producer(_Endpoint):
         else:
             frame = b"".join([P.HDR.pack(P.HDR_SIZE + size, P.DATA_BATCH, 0, chan, n)] + parts)
         return self._send_frame(frame, n, deadline)
-
-    def wait_committed(self, seq, timeout=None):
-        """Wait until record ``seq`` is committed (acknowledged).  Returns the
-        committed count."""
-        att = self._att
-        self._client._wait_for(lambda: att.committed >= seq or att.detached, _deadline(timeout),
-                               "record %d of %r not acknowledged in time (committed %d)"
-                               % (seq, att.name, att.committed))
-        return att.committed
-
-    def flush(self, timeout=None):
-        """Wait until every record sent is committed; returns the count."""
-        return self.wait_committed(self._att.sent, timeout)
-
-    def close(self, timeout=None):
-        """Flush (up to ``timeout``, default the client's), then DETACH.
-        Returns the committed count taktd reported in DETACHED (or the last
-        ACK if the connection is gone)."""
-        att = self._att
-        if att.detached:
-            return att.committed
-        timeout = self._client.timeout if timeout is None else timeout
-        deadline = _deadline(timeout)
-        try:
-            self.flush(_remaining(deadline))
-        except (errors.ConnectionLost, errors.Closed, errors.ServerError):
-            pass
-        ans = self._client._detach(att, max(0.0, _remaining(deadline) or 0.0) or 1.0)
-        if ans:
-            att.committed = max(att.committed, ans[0])
-        return att.committed
-
 
 class Consumer(_Endpoint):
     """A consuming attachment (PROTOCOL.md §6).  Iterate over it, or call
@@ -856,3 +999,247 @@ class Consumer(_Endpoint):
             return att.delivered, att.dropped
         ans = self._client._detach(att, self._client.timeout if timeout is None else timeout)
         return tuple(ans) if ans else (att.delivered, att.dropped)
+
+
+class StateWriter(_Sender):
+    """A state-write attachment (PROTOCOL.md §12.4): publishes images of a
+    state channel through taktd's writer.  Each image published counts as
+    one record for the acknowledgements: ``write()`` returns its number on
+    this attachment (1, 2, 3, ...), ``committed`` is the count taktd
+    acknowledged as published in shared memory, ``flush()`` waits for all."""
+
+    _what = "state writer"
+
+    @property
+    def image_size(self):
+        """The channel's image size: the largest image ``write()`` takes."""
+        return self._att.info.max_record
+
+    def write(self, image, timeout=None, wait=False):
+        """Publish ``image`` (bytes-like, 0..image_size bytes) as the
+        channel's newest image; it replaces the previous one (nothing
+        queues).  Returns its number on this attachment.  ``wait=True``
+        returns once taktd acknowledged it as published.  An image above
+        the image size raises ImageTooLarge before anything is sent."""
+        att = self._att
+        if len(image) > att.info.max_record:
+            raise errors.ImageTooLarge(len(image), att.info.max_record, att.name)
+        deadline = _deadline(timeout)
+        seq = self._send_frame(P.HDR.pack(P.HDR_SIZE + len(image), P.STATE_WRITE, 0, att.chan, 0)
+                               + bytes(image), 1, deadline)
+        if wait:
+            self.wait_committed(seq, _remaining(deadline))
+        return seq
+
+
+class StateReader(_Endpoint):
+    """A state-read attachment (PROTOCOL.md §12.2, §12.3).  ``get()`` returns
+    the newest image; ``subscribe()`` asks taktd for updates.  taktd reads
+    the channel as a monitor, so a native reader keeps its role."""
+
+    def __init__(self, client, att):
+        super().__init__(client, att)
+        self._sub = None
+
+    @property
+    def image_size(self):
+        """The channel's image size."""
+        return self._att.info.max_record
+
+    @property
+    def subscription(self):
+        """The active :class:`StateSubscription`, or None."""
+        sub = self._sub
+        return sub if sub is not None and not sub.closed else None
+
+    def get(self, timeout=None, retry=True):
+        """The newest image (STATE_GET): a :class:`StateImage`, generation 0
+        with empty data if nothing was ever published.  taktd answers
+        TryAgain when the writer publishes faster than it can copy the
+        image; with ``retry`` (the default) the request is repeated until
+        ``timeout`` (default the client's timeout) has passed."""
+        cl, att = self._client, self._att
+        timeout = cl.timeout if timeout is None else timeout
+        deadline = _deadline(timeout)
+        delay = 0.0005
+        while True:
+            if att.detached:
+                raise errors.Closed("state reader of %r is closed" % att.name)
+            req = cl._next_req()
+            try:
+                return cl._request(P.frame(P.STATE_GET, att.chan, req), req, _remaining(deadline),
+                                   "STATE_GET", att.name)
+            except errors.TryAgain:
+                rem = _remaining(deadline)
+                if not retry or rem is None or rem <= delay:
+                    raise
+                time.sleep(delay)       # the writer is mid-burst: back off briefly
+                delay = min(delay * 2, 0.02)
+
+    def subscribe(self, interval=0.001, timeout=None):
+        """Subscribe to the channel's updates, at most one per ``interval``
+        seconds (taktd raises it to at least 0.001): returns a
+        :class:`StateSubscription`.  The first update (if anything was
+        published) comes at once, then only changed images.  Subscribing
+        again changes the interval of the same subscription."""
+        us = int(round(interval * 1e6))
+        if not 0 <= us <= 0xFFFFFFFF:
+            raise ValueError("interval must be 0 .. 4294 s")
+        cl, att = self._client, self._att
+        if att.detached:
+            raise errors.Closed("state reader of %r is closed" % att.name)
+        req = cl._next_req()
+        _, granted = cl._request(P.frame(P.SUBSCRIBE, att.chan, req, P.SUBSCRIBE_BODY.pack(us, 0)), req,
+                                 cl.timeout if timeout is None else timeout, "SUBSCRIBE", att.name)
+        sub = self.subscription
+        if sub is None:
+            sub = self._sub = StateSubscription(self)
+        sub.interval_us = granted
+        return sub
+
+    def close(self, timeout=None):
+        """DETACH (ends the subscription too); returns the count of updates
+        taktd sent on this attachment."""
+        att = self._att
+        if self._sub is not None:
+            self._sub._closed = True
+        if att.detached:
+            return att.updates
+        ans = self._client._detach(att, self._client.timeout if timeout is None else timeout)
+        return ans[0] if ans else att.updates
+
+
+class StateSubscription:
+    """Updates of a state channel (PROTOCOL.md §12.3), from
+    :meth:`StateReader.subscribe` or :meth:`Client.subscribe_state`.
+
+    taktd sends at most one update per ``interval`` and only newer images;
+    a client that reads slowly finds a few older updates, then the newest,
+    never a backlog.  Generations of successive updates only increase.
+    ``recv(timeout)`` returns the next :class:`StateImage` (``latest=True``:
+    the newest received, skipping older ones); iterate to get them all
+    until the subscription is closed.  Images received before a
+    connection error are still returned before the error is raised.
+    Closing unsubscribes (and detaches, if the subscription owns its
+    reader, as from ``subscribe_state``)."""
+
+    def __init__(self, reader):
+        self.reader = reader
+        self._att = reader._att
+        self._client = reader._client
+        self._closed = False
+        self._owns_reader = False
+        self.interval_us = 0
+
+    @property
+    def channel(self):
+        return self._att.name
+
+    @property
+    def interval(self):
+        """The interval taktd granted, in seconds."""
+        return self.interval_us / 1e6
+
+    @property
+    def updates(self):
+        """Updates received so far on this attachment."""
+        return self._att.updates
+
+    @property
+    def pending(self):
+        """Updates received and not yet returned by recv()."""
+        return len(self._att.queue)
+
+    @property
+    def closed(self):
+        return self._closed or self._att.detached
+
+    def _ready(self):
+        att = self._att
+        return bool(att.queue) or self.closed or not att.subscribed
+
+    def _fetch(self, timeout):
+        att, cl = self._att, self._client
+        if not att.queue:
+            if self.closed:
+                raise errors.Closed("subscription to %r is closed" % att.name)
+            try:
+                cl._wait_for(self._ready, _deadline(timeout),
+                             "no update of %r within %s s" % (att.name, timeout))
+            except errors.Timeout:
+                raise
+            except errors.TaktError:
+                if not att.queue:
+                    raise
+            if not att.queue:
+                raise errors.Closed("subscription to %r is closed" % att.name)
+
+    def wait(self, count=1, timeout=None):
+        """Wait until at least ``count`` updates are pending (received, not
+        yet returned by recv()), without taking them; returns the pending
+        count.  Raises Timeout, or Closed once the subscription is closed."""
+        att, cl = self._att, self._client
+        cl._wait_for(lambda: len(att.queue) >= count or self.closed or not att.subscribed,
+                     _deadline(timeout), "fewer than %d updates of %r within %s s" % (count, att.name, timeout))
+        if len(att.queue) < count:
+            raise errors.Closed("subscription to %r is closed" % att.name)
+        return len(att.queue)
+
+    def recv(self, timeout=None, latest=False):
+        """The next update (a :class:`StateImage`); waits up to ``timeout``
+        seconds (None: forever) and raises Timeout when none came.  With
+        ``latest=True`` older updates already received are skipped."""
+        self._fetch(timeout)
+        q = self._att.queue
+        if latest:
+            img = q.pop()
+            q.clear()
+            return img
+        return q.popleft()
+
+    def recv_many(self, timeout=None):
+        """Every update received so far, waiting up to ``timeout`` for the
+        first one."""
+        self._fetch(timeout)
+        q = self._att.queue
+        out = list(q)
+        q.clear()
+        return out
+
+    def __iter__(self):
+        while True:
+            try:
+                yield self.recv()
+            except errors.Closed:
+                return
+
+    def close(self, timeout=None):
+        """UNSUBSCRIBE (and DETACH if this subscription owns its reader).
+        Returns the count of updates taktd sent.  No update follows; those
+        already received can still be read with recv()."""
+        if self._closed:
+            return self._att.updates
+        cl, att = self._client, self._att
+        timeout = cl.timeout if timeout is None else timeout
+        count = att.updates
+        try:
+            if not att.detached and cl._error is None:
+                req = cl._next_req()
+                _, count = cl._request(P.frame(P.UNSUBSCRIBE, att.chan, req), req, timeout,
+                                       "UNSUBSCRIBE", att.name)
+        finally:
+            self._closed = True
+            if self._owns_reader:
+                try:
+                    self.reader.close(timeout)
+                except (errors.ConnectionLost, errors.Closed):
+                    pass
+        return count
+
+    unsubscribe = close
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

@@ -11,12 +11,13 @@ builds the right one from an ERROR frame.  The hierarchy::
     ├── ConnectionLost (also ConnectionError)    taktd went away (EOF, reset, BYE)
     ├── Timeout (also TimeoutError)              a deadline passed
     ├── Closed                                   the client or attachment is closed
+    ├── Unsupported                              taktd lacks a feature (state channels)
     └── ServerError                              an ERROR frame (code, name, errno, fatal)
         ├── BadFrame, BadType, TooLarge, StateError, VersionError, BadChannel,
         │   Denied, SlowConsumer, LimitExceeded, ShuttingDown          (protocol)
         └── InvalidArgument, ChannelExists, NoSuchChannel, AccessDenied, NoSpace,
             TryAgain, MessageTooLarge (RecordTooLarge), BadMessage, LayoutMismatch,
-            Busy, TimedOut, OutOfMemory, SystemFailure                  (takt)
+            Busy, TimedOut, OutOfMemory, WrongKind, SystemFailure       (takt)
 """
 
 import errno as _errno
@@ -63,6 +64,16 @@ class Closed(TaktError):
     """The client, producer or consumer was closed."""
 
 
+class Unsupported(TaktError):
+    """taktd does not offer what was asked: state channels need a taktd whose
+    WELCOME announces the ``STATE`` feature (bit 0 of ``features``,
+    PROTOCOL.md §3.2).  Nothing was sent; the connection stays usable."""
+
+    def __init__(self, message, feature=None):
+        super().__init__(message)
+        self.feature = feature
+
+
 class ServerError(TaktError):
     """An ERROR frame from taktd.
 
@@ -102,7 +113,7 @@ _NAME_OF = {
     "InvalidArgument": "INVALID", "ChannelExists": "EXISTS", "NoSuchChannel": "NOENT",
     "AccessDenied": "ACCESS", "NoSpace": "NOSPC", "TryAgain": "AGAIN", "MessageTooLarge": "MSGSIZE",
     "BadMessage": "BADMSG", "LayoutMismatch": "LAYOUT", "Busy": "BUSY", "TimedOut": "TIMEDOUT",
-    "OutOfMemory": "NOMEM", "SystemFailure": "SYSTEM",
+    "OutOfMemory": "NOMEM", "WrongKind": "KIND", "SystemFailure": "SYSTEM",
 }
 
 # protocol errors
@@ -123,14 +134,19 @@ ChannelExists = _cls("ChannelExists", 21, FileExistsError, doc="CREATE with EXCL
 NoSuchChannel = _cls("NoSuchChannel", 22, LookupError, doc="No such channel (ATTACH without CREATE).")
 AccessDenied = _cls("AccessDenied", 23, PermissionError, doc="The channel's mode does not admit taktd's uid.")
 NoSpace = _cls("NoSpace", 24, doc="/dev/shm cannot hold the new channel.")
-TryAgain = _cls("TryAgain", 25, doc="The channel is still being created; retry.")
+TryAgain = _cls("TryAgain", 25, doc="The channel is still being created; or (STATE_GET) the image "
+               "changes faster than taktd can copy it.  Retry.")
 MessageTooLarge = _cls("MessageTooLarge", 26, ValueError,
-                       doc="Record above max_record, or a channel whose max_record does not fit a frame.")
+                       doc="Record above max_record, image above the image size, or a channel whose "
+                       "max_record (image size) does not fit a frame.")
 BadMessage = _cls("BadMessage", 27, doc="The channel or taktd's lane is corrupted.")
 LayoutMismatch = _cls("LayoutMismatch", 28, doc="The segment's layout version is not taktd's.")
-Busy = _cls("Busy", 29, doc="consume: a live consumer holds the channel; produce: every lane is held.")
+Busy = _cls("Busy", 29, doc="consume: a live consumer holds the channel; produce: every lane is held; "
+           "state write: a live writer other than taktd holds the channel.")
 TimedOut = _cls("TimedOut", 30, doc="Reserved (not sent by protocol version 1).")
 OutOfMemory = _cls("OutOfMemory", 31, MemoryError, doc="taktd is out of memory.")
+WrongKind = _cls("WrongKind", 32, TypeError,
+                 doc="A queue role on a state channel, or a state role on a queue channel (ATTACH).")
 SystemFailure = _cls("SystemFailure", 99, OSError, doc="Another system error; see errno and the message.")
 
 
@@ -146,11 +162,23 @@ class RecordTooLarge(MessageTooLarge):
         self.max_record = max_record
 
 
+class ImageTooLarge(MessageTooLarge):
+    """Raised by the client itself, before sending, for an image above the
+    state channel's image size (from ATTACHED).  Nothing was sent; the
+    connection stays usable."""
+
+    def __init__(self, size, image_size, channel=None):
+        super().__init__("image of %d bytes exceeds the channel's image size %d" % (size, image_size),
+                         sys_errno=_errno.EMSGSIZE, channel=channel)
+        self.size = size
+        self.image_size = image_size
+
+
 ERROR_CLASSES = {c.code: c for c in (
     BadFrame, BadType, TooLarge, StateError, VersionError, BadChannel, Denied, SlowConsumer,
     LimitExceeded, ShuttingDown, InvalidArgument, ChannelExists, NoSuchChannel, AccessDenied,
     NoSpace, TryAgain, MessageTooLarge, BadMessage, LayoutMismatch, Busy, TimedOut, OutOfMemory,
-    SystemFailure)}
+    WrongKind, SystemFailure)}
 _NAMES = {c.code: c.name for c in ERROR_CLASSES.values()}
 
 

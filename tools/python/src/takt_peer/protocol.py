@@ -30,11 +30,24 @@ PING = 0x0020
 PONG = 0x0021
 ERROR = 0x0030
 BYE = 0x0040
+STATE_GET = 0x0050
+STATE = 0x0051
+SUBSCRIBE = 0x0052
+SUBSCRIBED = 0x0053
+UNSUBSCRIBE = 0x0054
+UNSUBSCRIBED = 0x0055
+STATE_WRITE = 0x0056
 
 FLAG_FATAL = 0x0001
+FLAG_UPDATE = 0x0002            # STATE: a subscription update
+
+FEATURE_STATE = 0x0001          # WELCOME features bit 0: state channels (§12)
 
 ROLE_PRODUCE = 1
 ROLE_CONSUME = 2
+ROLE_STATE_READ = 3
+ROLE_STATE_WRITE = 4
+STATE_ROLES = (ROLE_STATE_READ, ROLE_STATE_WRITE)
 ATTACH_CREATE = 0x0001
 ATTACH_EXCL = 0x0002
 
@@ -54,6 +67,11 @@ ATTACHED_BODY = struct.Struct("<QIIHBBIQ")     # 32 bytes
 U64 = struct.Struct("<Q")
 U64X2 = struct.Struct("<QQ")
 ERROR_BODY = struct.Struct("<II")
+STATE_BODY = struct.Struct("<QQQII")            # 32 bytes + image
+STATE_BODY_SIZE = 32
+SUBSCRIBE_BODY = struct.Struct("<II")           # interval_us, reserved
+MIN_INTERVAL_US = 1000
+IMAGE_MAX = 64 << 20
 
 
 def default_socket_path():
@@ -85,6 +103,8 @@ def attach(req, role, name, create=False, exclusive=False, lanes=0, capacity=0, 
         lanes = capacity = max_record = mode = 0
     if role != ROLE_CONSUME:
         queue_limit = slow = 0
+    if role in STATE_ROLES:
+        lanes = capacity = 0            # a state channel: max_record is the image size
     body = ATTACH_BODY.pack(role, flags, lanes, capacity, max_record, mode, queue_limit, slow, 0,
                             len(raw)) + raw
     return frame(ATTACH, 0, req, body)
