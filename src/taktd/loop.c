@@ -13,6 +13,10 @@ int loop_open(const char *backend, struct loop **out)
 		return loop_epoll_open(out);
 	if (backend && strcmp(backend, "io_uring") != 0)
 		return -EINVAL;
+	/* Any failure to set up a working ring means "no io_uring here":
+	 * ENOSYS (kernel without it, a seccomp profile), EPERM (sysctl
+	 * kernel.io_uring_disabled, seccomp), ENOMEM (RLIMIT_MEMLOCK on older
+	 * kernels).  A forced --backend io_uring reports it instead. */
 	int rc = loop_uring_open(out);
 	if (rc == 0 || backend)
 		return rc;

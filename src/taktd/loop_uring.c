@@ -225,6 +225,25 @@ static const struct loop_ops ur_ops = {
 	.name = "io_uring", .set = ur_set, .del = ur_del, .wait = ur_wait, .peek = ur_peek, .destroy = ur_destroy,
 };
 
+static int probe_enter(struct io_uring *ring)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+	if (!sqe)
+		return -EBUSY;
+	io_uring_prep_nop(sqe);
+	io_uring_sqe_set_data64(sqe, CANCEL_BIT); /* ignored by harvest, like a cancel */
+	int rc = io_uring_submit_and_wait(ring, 1);
+	if (rc < 0)
+		return rc;
+	struct io_uring_cqe *cqe;
+	rc = io_uring_peek_cqe(ring, &cqe);
+	if (rc < 0)
+		return rc;
+	rc = cqe->res;
+	io_uring_cqe_seen(ring, cqe);
+	return rc < 0 ? rc : 0;
+}
+
 int loop_uring_open(struct loop **out)
 {
 	struct loop_uring *u = calloc(1, sizeof(*u));
@@ -232,6 +251,15 @@ int loop_uring_open(struct loop **out)
 		return -ENOMEM;
 	int rc = io_uring_queue_init(1024, &u->ring, 0);
 	if (rc < 0) {
+		free(u);
+		return rc;
+	}
+	/* A sandbox may let io_uring_setup through and filter io_uring_enter
+	 * (seccomp profiles that list the calls one by one): find out now,
+	 * with one NOP, while loop_open can still fall back to epoll, rather
+	 * than at the first wait. */
+	if ((rc = probe_enter(&u->ring)) < 0) {
+		io_uring_queue_exit(&u->ring);
 		free(u);
 		return rc;
 	}

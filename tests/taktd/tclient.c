@@ -5,12 +5,14 @@
 #include "tclient.h"
 
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <liburing.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -194,7 +196,7 @@ void tc_hello(struct tc *c, uint32_t max_frame)
 int tc_attach(struct tc *c, const char *name, int role, const struct tc_attach_opts *o)
 {
 	static const struct tc_attach_opts none;
-	static uint32_t req = 1000;
+	static _Atomic uint32_t req = 1000; /* shared by client threads */
 	if (!o)
 		o = &none;
 	uint8_t b[32 + 256];
@@ -211,7 +213,7 @@ int tc_attach(struct tc *c, const char *name, int role, const struct tc_attach_o
 	b[28] = o->slow;
 	le16(b + 30, (uint16_t)nl);
 	memcpy(b + 32, name, nl);
-	uint32_t r = ++req;
+	uint32_t r = atomic_fetch_add(&req, 1) + 1;
 	cr_assert_eq(tc_frame(c, T_ATTACH, 0, 0, r, b, 32 + nl), 0);
 	struct tc_frame f;
 	for (;;) {
@@ -284,31 +286,45 @@ static void launch(struct td *t, va_list ap)
 {
 	int pfd[2];
 	cr_assert_eq(pipe2(pfd, O_CLOEXEC), 0);
-	const char *argv[32];
+	const char *argv[40];
 	char fdstr[16];
 	int n = 0;
-	argv[n++] = "taktd";
+	for (int i = 0; i < 3 && t->wrap[i]; i++)
+		argv[n++] = t->wrap[i];
+	/* argv[0] of taktd; with a wrapper, the path the wrapper execs */
+	argv[n++] = t->wrap[0] ? TAKTD_BIN : "taktd";
 	argv[n++] = "--socket";
 	argv[n++] = t->sock;
-	argv[n++] = "--backend";
-	argv[n++] = t->backend;
+	if (t->backend[0]) {
+		argv[n++] = "--backend";
+		argv[n++] = t->backend;
+	}
 	argv[n++] = "--log-level";
 	argv[n++] = getenv("TAKTD_TEST_LOG") ? getenv("TAKTD_TEST_LOG") : "warn";
 	argv[n++] = "--ready-fd";
 	argv[n++] = fdstr;
 	const char *a;
-	while ((a = va_arg(ap, const char *)) && n < 30)
+	while ((a = va_arg(ap, const char *)) && n < 38)
 		argv[n++] = a;
 	argv[n] = NULL;
+	int logfd = -1;
+	if (t->log[0]) {
+		logfd = open(t->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+		cr_assert_geq(logfd, 0, "%s: %s", t->log, strerror(errno));
+	}
 	pid_t pid = fork();
 	cr_assert_geq(pid, 0);
 	if (pid == 0) {
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		int fd = dup(pfd[1]); /* without CLOEXEC */
 		snprintf(fdstr, sizeof(fdstr), "%d", fd);
-		execv(TAKTD_BIN, (char *const *)argv);
+		if (logfd >= 0)
+			dup2(logfd, STDERR_FILENO);
+		execv(t->wrap[0] ? t->wrap[0] : TAKTD_BIN, (char *const *)argv);
 		_exit(127);
 	}
+	if (logfd >= 0)
+		close(logfd);
 	close(pfd[1]);
 	t->pid = pid;
 	char buf[8] = { 0 };
@@ -316,24 +332,31 @@ static void launch(struct td *t, va_list ap)
 	int pr = poll(&p, 1, 15000);
 	ssize_t r = pr > 0 ? read(pfd[0], buf, sizeof(buf) - 1) : -1;
 	close(pfd[0]);
-	cr_assert(r == 6 && strcmp(buf, "ready\n") == 0, "taktd (%s) did not become ready", t->backend);
+	cr_assert(r == 6 && strcmp(buf, "ready\n") == 0, "taktd (%s) did not become ready",
+		  t->backend[0] ? t->backend : "default backend");
 }
 
-void td_start(struct td *t, const char *backend, ...)
+void td_prepare(struct td *t)
 {
-	cr_assert_lt(nstarted, MAX_TD);
+	bool known = false;
+	for (unsigned i = 0; i < nstarted; i++)
+		known |= started[i] == t;
+	if (!known) {
+		cr_assert_lt(nstarted, MAX_TD);
+		started[nstarted++] = t; /* td_cleanup removes its dir, kills it */
+	}
 	if (!t->dir[0]) {
 		strcpy(t->dir, "/tmp/taktd-test-XXXXXX");
 		cr_assert(mkdtemp(t->dir));
 		chmod(t->dir, 0755);
 		snprintf(t->sock, sizeof(t->sock), "%s/taktd.sock", t->dir);
 	}
-	snprintf(t->backend, sizeof(t->backend), "%s", backend);
-	bool known = false;
-	for (unsigned i = 0; i < nstarted; i++)
-		known |= started[i] == t;
-	if (!known)
-		started[nstarted++] = t;
+}
+
+void td_start(struct td *t, const char *backend, ...)
+{
+	td_prepare(t);
+	snprintf(t->backend, sizeof(t->backend), "%s", backend ? backend : "");
 	va_list ap;
 	va_start(ap, backend);
 	launch(t, ap);
@@ -354,9 +377,21 @@ int td_run_fail(struct td *t, int timeout_ms)
 	cr_assert_geq(pid, 0);
 	if (pid == 0) {
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		int null = open("/dev/null", O_WRONLY);
+		int null = open(t->log[0] ? t->log : "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0644);
 		dup2(null, 2);
-		execl(TAKTD_BIN, "taktd", "--socket", t->sock, "--backend", t->backend, (char *)NULL);
+		const char *argv[12];
+		int n = 0;
+		for (int i = 0; i < 3 && t->wrap[i]; i++)
+			argv[n++] = t->wrap[i];
+		argv[n++] = t->wrap[0] ? TAKTD_BIN : "taktd";
+		argv[n++] = "--socket";
+		argv[n++] = t->sock;
+		if (t->backend[0]) {
+			argv[n++] = "--backend";
+			argv[n++] = t->backend;
+		}
+		argv[n] = NULL;
+		execv(t->wrap[0] ? t->wrap[0] : TAKTD_BIN, (char *const *)argv);
 		_exit(127);
 	}
 	struct td tmp = { .pid = pid };
@@ -386,6 +421,43 @@ int td_wait(struct td *t, int timeout_ms)
 	}
 	t->pid = 0;
 	return st;
+}
+
+bool td_file_contains(const char *path, const char *needle)
+{
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return false;
+	char line[2048];
+	bool found = false;
+	while (!found && fgets(line, sizeof(line), f))
+		found = strstr(line, needle) != NULL;
+	fclose(f);
+	return found;
+}
+
+int td_count_anon_fds(pid_t pid, const char *kind)
+{
+	char path[64], want[64], link[128];
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	snprintf(want, sizeof(want), "anon_inode:%s", kind);
+	DIR *d = opendir(path);
+	cr_assert(d, "%s: %s", path, strerror(errno));
+	int n = 0;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		char fdp[320];
+		snprintf(fdp, sizeof(fdp), "%s/%s", path, e->d_name);
+		ssize_t len = readlink(fdp, link, sizeof(link) - 1);
+		if (len <= 0)
+			continue;
+		link[len] = '\0';
+		n += strcmp(link, want) == 0;
+	}
+	closedir(d);
+	return n;
 }
 
 uint64_t td_cpu_ticks(pid_t pid)

@@ -95,11 +95,19 @@ struct td {
 	pid_t pid;
 	char dir[64];
 	char sock[128];
-	char backend[16];
+	char backend[16]; /* "" (td_start with NULL): no --backend, taktd chooses */
+	/* Optional: a program (and its leading arguments, NULL-terminated)
+	 * that execs taktd's command line, e.g. the no_uring helper. */
+	const char *wrap[4];
+	/* Optional: taktd's stderr goes to this file instead of the test's. */
+	char log[160];
 };
 /* Skip the current test (clearly) if io_uring is unavailable here. */
 void td_require_backend(const char *backend);
-/* Start taktd in a fresh temp dir (or t->dir if set); extra args NULL-terminated. */
+/* Make t's temp dir (once) and register t for td_cleanup. */
+void td_prepare(struct td *t);
+/* Start taktd in a fresh temp dir (or t->dir if set); extra args NULL-terminated.
+ * backend NULL: no --backend option (taktd's own choice). */
 void td_start(struct td *t, const char *backend, ...);
 /* Start taktd on t->sock again (after a kill): same dir. */
 void td_restart(struct td *t, ...);
@@ -108,6 +116,11 @@ int td_run_fail(struct td *t, int timeout_ms);
 void td_signal(struct td *t, int sig);
 /* Wait for exit; returns the wait status (asserts it exits within timeout). */
 int td_wait(struct td *t, int timeout_ms);
+/* Does file contain needle?  (e.g. a line of t->log) */
+bool td_file_contains(const char *path, const char *needle);
+/* The anon inode kinds among pid's descriptors ("[io_uring]", "[eventpoll]"):
+ * how many of pid's fds are links to anon_inode:<kind>. */
+int td_count_anon_fds(pid_t pid, const char *kind);
 /* CPU ticks (utime + stime) of the process. */
 uint64_t td_cpu_ticks(pid_t pid);
 /* Kill every taktd started by this test and remove the temp dirs (suite fini). */

@@ -10,6 +10,7 @@
 #include <criterion/criterion.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -546,6 +547,113 @@ TD_TEST(idle_uses_no_cpu)
 	tc_close(&c);
 }
 
+/* ---- backend choice: io_uring, else epoll ---------------------------------- */
+
+TestSuite(fallback, .init = tt_init, .fini = suite_fini);
+
+/* Records both ways through the running taktd: a client produces, another
+ * consumes what a native producer sent, and both see the records whole. */
+static void exchange_records(void)
+{
+	const char *in = tt_name(), *out = tt_name();
+	tt_create(out, 1 << 16, 1, 64);
+	struct tc p, c;
+	ready_client(&p);
+	ready_client(&c);
+	int pid = tc_attach(&p, in, ROLE_PRODUCE, &CREATE_SMALL);
+	int cid = tc_attach(&c, out, ROLE_CONSUME, NULL);
+	cr_assert_gt(pid, 0, "attach producer: %d", pid);
+	cr_assert_gt(cid, 0, "attach consumer: %d", cid);
+	for (uint64_t v = 0; v < 100; v++)
+		cr_assert_eq(tc_data(&p, (uint32_t)pid, 7, &v, 8), 0);
+	cr_assert_eq(tc_wait_ack(&p, (uint32_t)pid, 100, 10000), 100);
+	takt_consumer *cons = tt_consumer(in);
+	for (uint64_t i = 0; i < 100; i++) {
+		uint64_t v;
+		cr_assert_eq(takt_recv(cons, &v, 8, NULL, takt_deadline_in(2000000000)), 8);
+		cr_assert_eq(v, i);
+	}
+	takt_consumer_close(cons);
+	produce_native(out, 0, 100);
+	cr_assert_eq(consume_seq(&c, (uint32_t)cid, 0, 100, NULL), 100);
+	tc_close(&p);
+	tc_close(&c);
+}
+
+/* Start taktd without --backend under no_uring (io_uring_* fail with err),
+ * logging at info level into its temp dir. */
+static void start_without_uring(const char *err)
+{
+	td_prepare(&T);
+	T.wrap[0] = NO_URING_BIN;
+	T.wrap[1] = err;
+	snprintf(T.log, sizeof(T.log), "%s/taktd.log", T.dir);
+	td_start(&T, NULL, "--log-level", "info", NULL);
+}
+
+static void check_fell_back(const char *why)
+{
+	char want[128];
+	snprintf(want, sizeof(want), "io_uring unavailable (%s); falling back to epoll", why);
+	cr_assert(td_file_contains(T.log, want), "no \"%s\" in %s", want, T.log);
+	cr_assert(td_file_contains(T.log, "(backend epoll,"), "taktd did not log the epoll backend");
+	/* What the process really holds, not only what it says. */
+	cr_assert_eq(td_count_anon_fds(T.pid, "[io_uring]"), 0);
+	cr_assert_geq(td_count_anon_fds(T.pid, "[eventpoll]"), 1);
+}
+
+Test(fallback, io_uring_enosys_picks_epoll)
+{
+	start_without_uring("ENOSYS");
+	check_fell_back(strerror(ENOSYS));
+	exchange_records();
+}
+
+/* EPERM is io_uring_setup's answer under sysctl kernel.io_uring_disabled=2
+ * (or =1 outside io_uring_group): the same fallback. */
+Test(fallback, io_uring_eperm_picks_epoll)
+{
+	start_without_uring("EPERM");
+	check_fell_back(strerror(EPERM));
+	exchange_records();
+}
+
+/* A ring that can be set up but not entered (a sandbox filtering only
+ * io_uring_enter) is found out at start, not at the first wait. */
+Test(fallback, io_uring_enter_filtered_picks_epoll)
+{
+	start_without_uring("ENTER");
+	check_fell_back(strerror(ENOSYS));
+	exchange_records();
+}
+
+/* The filter is what makes io_uring unavailable: forcing the backend under
+ * it fails, and nothing falls back behind the operator's choice. */
+Test(fallback, forced_io_uring_does_not_fall_back)
+{
+	td_prepare(&T);
+	T.wrap[0] = NO_URING_BIN;
+	T.wrap[1] = "ENOSYS";
+	snprintf(T.log, sizeof(T.log), "%s/taktd.log", T.dir);
+	snprintf(T.backend, sizeof(T.backend), "io_uring");
+	int st = td_run_fail(&T, 10000);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 1, "taktd: %s", tt_status_str(st));
+	cr_assert(td_file_contains(T.log, "io_uring backend unavailable"), "no error logged");
+	cr_assert_neq(access(T.sock, F_OK), 0, "no socket left behind");
+}
+
+/* Without the filter, the default is io_uring where the kernel has it. */
+Test(fallback, default_is_io_uring_where_available)
+{
+	td_require_backend("io_uring");
+	td_prepare(&T);
+	snprintf(T.log, sizeof(T.log), "%s/taktd.log", T.dir);
+	td_start(&T, NULL, "--log-level", "info", NULL);
+	cr_assert(td_file_contains(T.log, "(backend io_uring,"), "taktd did not log io_uring");
+	cr_assert_eq(td_count_anon_fds(T.pid, "[io_uring]"), 1);
+	exchange_records();
+}
+
 /* ---- security ------------------------------------------------------------- */
 
 static int as_nobody(const char *sock, const char *name, int *attach_rc)
@@ -885,8 +993,10 @@ struct state_writer_arg {
 	const char *name;
 	uint32_t size;
 	unsigned period_us; /* 0: as fast as possible */
-	volatile bool stop;
-	uint64_t writes, max_write_ns;
+	/* shared with the test's thread: atomics (TSan checks the tests too) */
+	_Atomic bool stop;
+	_Atomic uint64_t writes;
+	uint64_t max_write_ns; /* read after the join */
 };
 
 static void *state_writer_thread(void *arg)
@@ -896,8 +1006,9 @@ static void *state_writer_thread(void *arg)
 	if (takt_state_writer_open(a->name, &w) < 0)
 		return (void *)1;
 	uint8_t *img = calloc(1, a->size);
-	while (!a->stop) {
-		memcpy(img, &a->writes, sizeof(a->writes));
+	while (!atomic_load(&a->stop)) {
+		uint64_t stamp = atomic_load(&a->writes);
+		memcpy(img, &stamp, sizeof(stamp));
 		uint64_t t0 = takt_now_ns();
 		if (takt_state_write(w, img, a->size) < 0)
 			break;
@@ -978,7 +1089,7 @@ static void *ping_thread(void *arg)
 		return (void *)1;
 	tc_hello(&c, 1 << 20);
 	uintptr_t worst = 0;
-	for (uint32_t i = 0; !wa->stop; i++) {
+	for (uint32_t i = 0; !atomic_load(&wa->stop); i++) {
 		uint64_t t0 = takt_now_ns();
 		tc_frame(&c, T_PING, 0, 0, i, "x", 1);
 		struct tc_frame f;
@@ -1031,7 +1142,7 @@ TD_TEST(state_stalled_subscriber_slows_nobody)
 	ready_client(&other);
 	int oid = tc_attach(&other, name, ROLE_STATE_READ, NULL);
 	cr_assert_gt(oid, 0);
-	uint64_t t0 = takt_now_ns(), w0 = wb.writes, prev = 0;
+	uint64_t t0 = takt_now_ns(), w0 = atomic_load(&wb.writes), prev = 0;
 	unsigned gets = 0;
 	while (takt_now_ns() - t0 < 1000000000ull) {
 		struct tc_frame f;
@@ -1042,8 +1153,9 @@ TD_TEST(state_stalled_subscriber_slows_nobody)
 		gets++;
 		usleep(10000);
 	}
-	double with = (wb.writes - w0) / ((takt_now_ns() - t0) / 1e9);
-	wb.stop = pa.stop = true;
+	double with = (double)(atomic_load(&wb.writes) - w0) / ((takt_now_ns() - t0) / 1e9);
+	atomic_store(&wb.stop, true);
+	atomic_store(&pa.stop, true);
 	pthread_join(th2, NULL);
 	void *worst;
 	pthread_join(pt, &worst);
