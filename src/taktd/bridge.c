@@ -367,7 +367,7 @@ void attach_enforce(struct attach *a)
 	if (a->pending <= a->queue_limit)
 		return;
 	if (a->slow == TD_SLOW_DISCONNECT) {
-		LOGW("client pid %d too slow on %s: disconnecting", (int)a->conn->pid, a->cb->name);
+		LOGW("client pid %d too slow on %s: disconnecting", (int)a->conn->peer.pid, a->cb->name);
 		conn_fatal(a->conn, TD_E_SLOW_CONSUMER, a->id,
 			   "consumer fell behind by more than its queue limit");
 		return;

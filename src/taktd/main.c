@@ -28,14 +28,17 @@ static void usage(FILE *f)
 		"usage: taktd [options]\n"
 		"  --socket PATH        listening socket (default $XDG_RUNTIME_DIR/takt/taktd.sock,\n"
 		"                       else /run/takt/taktd.sock; the directory is created)\n"
-		"  --policy FILE        access policy (default: only taktd's own uid)\n"
+		"  --policy FILE        access policy (default: only taktd's own uid); group rules\n"
+		"                       match the client's primary or supplementary groups\n"
+		"                       (up to 256 of them; docs/PROTOCOL.md section 8)\n"
 		"  --backend B          io_uring | epoll (default: io_uring, else epoll)\n"
 		"  --log-level L        error | warn | info | debug (default info)\n"
 		"  --socket-mode MODE   octal mode of the socket (default 0660)\n"
 		"  --max-frame BYTES    largest frame accepted from clients (default %u)\n"
 		"  --drain-ms MS        SIGTERM drain time limit (default 5000)\n"
 		"  --ready-fd FD        write \"ready\\n\" to FD and close it once listening\n"
-		"  --spin-us US         waiters spin this long before sleeping (default 50, 0..10000)\n"
+		"  --spin-us US         after activity the loop polls this long before sleeping\n"
+		"                       (default 50, 0..10000)\n"
 		"  --help, --version\n",
 		TD_DEFAULT_MAX_FRAME);
 }

@@ -201,29 +201,41 @@ int policy_load(struct policy *p, const char *path, char *err, size_t errlen)
 	return rc;
 }
 
-static bool rule_names(const struct policy_rule *r, uid_t uid, gid_t gid)
+static bool in_groups(const struct policy_peer *who, gid_t gid)
 {
-	return r->kind == 0 || (r->kind == 1 && r->id == uid) || (r->kind == 2 && r->id == gid);
-}
-
-bool policy_admits(const struct policy *p, uid_t uid, gid_t gid)
-{
-	if (uid == p->own_uid)
+	if (who->gid == gid)
 		return true;
-	for (size_t i = 0; i < p->nrules; i++)
-		if (rule_names(&p->rules[i], uid, gid))
+	for (size_t i = 0; i < who->ngroups; i++)
+		if (who->groups[i] == gid)
 			return true;
 	return false;
 }
 
-bool policy_allows(const struct policy *p, uid_t uid, gid_t gid, const char *name, unsigned roles)
+static bool rule_names(const struct policy_rule *r, const struct policy_peer *who)
 {
-	if (uid == p->own_uid)
+	return r->kind == 0 || (r->kind == 1 && r->id == who->uid) ||
+	       (r->kind == 2 && in_groups(who, (gid_t)r->id));
+}
+
+bool policy_admits(const struct policy *p, const struct policy_peer *who)
+{
+	if (who->uid == p->own_uid)
+		return true;
+	for (size_t i = 0; i < p->nrules; i++)
+		if (rule_names(&p->rules[i], who))
+			return true;
+	return false;
+}
+
+bool policy_allows(const struct policy *p, const struct policy_peer *who, const char *name,
+		   unsigned roles)
+{
+	if (who->uid == p->own_uid)
 		return true;
 	unsigned have = 0;
 	for (size_t i = 0; i < p->nrules; i++) {
 		const struct policy_rule *r = &p->rules[i];
-		if (rule_names(r, uid, gid) && fnmatch(r->pattern, name, 0) == 0)
+		if (rule_names(r, who) && fnmatch(r->pattern, name, 0) == 0)
 			have |= r->roles;
 	}
 	return (have & roles) == roles;

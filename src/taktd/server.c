@@ -111,17 +111,20 @@ static int op_hello(void *ctx, uint32_t req, const struct td_hello *h, uint32_t 
 	struct conn *c = ctx;
 	struct server *s = c->srv;
 	(void)max_out;
-	if (!policy_admits(&s->policy, c->uid, c->gid)) {
-		LOGW("refused uid %u gid %u pid %d: no policy rule", (unsigned)c->uid, (unsigned)c->gid,
-		     (int)c->pid);
+	const struct peer *pe = &c->peer;
+	if (!policy_admits(&s->policy, &pe->who)) {
+		LOGW("refused uid %u gid %u (%zu supplementary groups%s) pid %d: no policy rule",
+		     (unsigned)pe->who.uid, (unsigned)pe->who.gid, pe->groups_total,
+		     pe->groups_total > pe->who.ngroups ? ", not consulted: too many" : "",
+		     (int)pe->pid);
 		return -TD_E_DENIED;
 	}
-	LOGD("hello from pid %d uid %u (%.*s)", (int)c->pid, (unsigned)c->uid, (int)h->name_len,
-	     (const char *)h->name);
+	LOGD("hello from pid %d uid %u (%.*s)", (int)pe->pid, (unsigned)pe->who.uid,
+	     (int)h->name_len, (const char *)h->name);
 	uint8_t out[TD_HDR_SIZE + TD_WELCOME_BODY];
 	op_emit(c, out,
 		td_enc_welcome(out, req, s->cfg.max_frame, s->policy.max_attach, s->policy.queue_limit,
-			       (uint32_t)c->uid, (uint32_t)c->gid, (uint32_t)getpid()));
+			       (uint32_t)pe->who.uid, (uint32_t)pe->who.gid, (uint32_t)getpid()));
 	return 0;
 }
 
@@ -144,10 +147,16 @@ static int op_attach(void *ctx, uint32_t req, const struct td_attach *a)
 		emit_error(c, 0, req, TD_E_SHUTDOWN, 0, "server is stopping");
 		return 0;
 	}
-	if (!policy_allows(&s->policy, c->uid, c->gid, a->name, roles)) {
-		snprintf(msg, sizeof(msg), "policy does not allow uid %u to %s%s %s", (unsigned)c->uid,
-			 a->flags & TD_A_CREATE ? "create and " : "",
-			 roles & POL_PRODUCE ? "produce to" : "consume from", a->name);
+	if (!policy_allows(&s->policy, &c->peer.who, a->name, roles)) {
+		const struct peer *pe = &c->peer;
+		/* (a long name may cut the message: it is for humans) */
+		if (snprintf(msg, sizeof(msg), "policy does not allow uid %u to %s%s %s%s",
+			 (unsigned)pe->who.uid, a->flags & TD_A_CREATE ? "create and " : "",
+			 roles & POL_PRODUCE ? "produce to" : "consume from", a->name,
+			 pe->groups_total > pe->who.ngroups
+				 ? " (supplementary groups not consulted: too many)"
+				 : "") < 0)
+			msg[0] = '\0';
 		emit_error(c, 0, req, TD_E_DENIED, EACCES, msg);
 		return 0;
 	}
@@ -251,7 +260,7 @@ static int op_attach(void *ctx, uint32_t req, const struct td_attach *a)
 	op_emit(c, out, sizeof(out));
 	static const char *const role_names[] = { "?", "producer", "consumer", "state reader",
 						  "state writer" };
-	LOGD("pid %d attached %s as %s, id %u%s", (int)c->pid, a->name, role_names[a->role], at->id,
+	LOGD("pid %d attached %s as %s, id %u%s", (int)c->peer.pid, a->name, role_names[a->role], at->id,
 	     created ? " (created)" : "");
 	return 0;
 
@@ -604,7 +613,7 @@ static void conn_close_now(struct conn *c)
 	}
 	c->next = s->zombies;
 	s->zombies = c;
-	LOGD("connection of pid %d closed", (int)c->pid);
+	LOGD("connection of pid %d closed", (int)c->peer.pid);
 }
 
 static void conn_begin_close(struct conn *c, unsigned grace_ms)
@@ -820,20 +829,23 @@ static void accept_all(struct server *s)
 			}
 			return;
 		}
-		struct ucred cred;
-		socklen_t len = sizeof(cred);
 		struct conn *c = calloc(1, sizeof(*c));
-		if (!c || getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
-			LOGW("dropping a connection: %s", c ? strerror(errno) : "out of memory");
+		int prc = c ? peer_identify(fd, &c->peer) : -ENOMEM;
+		if (prc < 0) {
+			LOGW("dropping a connection: %s", strerror(-prc));
+			if (c)
+				peer_release(&c->peer);
 			free(c);
 			close(fd);
 			continue;
 		}
+		if (c->peer.groups_total > c->peer.who.ngroups)
+			LOGD("pid %d uid %u is in %zu supplementary groups, more than the %u taktd "
+			     "keeps: its group rules match its primary gid %u only",
+			     (int)c->peer.pid, (unsigned)c->peer.who.uid, c->peer.groups_total,
+			     (unsigned)POLICY_MAX_GROUPS, (unsigned)c->peer.who.gid);
 		c->srv = s;
 		c->fd = fd;
-		c->uid = cred.uid;
-		c->gid = cred.gid;
-		c->pid = cred.pid;
 		c->tag = (struct tag){ TAG_CONN, c };
 		proto_init(&c->proto, s->cfg.max_frame);
 		c->next = s->conns;
@@ -841,7 +853,7 @@ static void accept_all(struct server *s)
 			s->conns->prev = c;
 		s->conns = c;
 		s->nconns++;
-		LOGD("connection from pid %d uid %u", (int)c->pid, (unsigned)c->uid);
+		LOGD("connection from pid %d uid %u", (int)c->peer.pid, (unsigned)c->peer.who.uid);
 		conn_interest(c);
 	}
 }
@@ -1043,6 +1055,7 @@ static void after_events(struct server *s)
 		s->zombies = c->next;
 		free(c->rx);
 		free(c->tx);
+		peer_release(&c->peer);
 		free(c);
 	}
 }

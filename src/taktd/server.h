@@ -21,6 +21,7 @@
 #include <sys/types.h>
 
 #include "loop.h"
+#include "peer.h"
 #include "policy.h"
 #include "proto.h"
 #include "takt.h"
@@ -189,9 +190,7 @@ struct conn {
 	struct server *srv;
 	struct tag tag;
 	int fd;
-	uid_t uid;
-	gid_t gid;
-	pid_t pid;
+	struct peer peer; /* the client's credentials at connect (peer.h) */
 	struct proto proto;
 	uint8_t *rx;
 	size_t rx_len, rx_cap;

@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <grp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -656,7 +657,15 @@ Test(fallback, default_is_io_uring_where_available)
 
 /* ---- security ------------------------------------------------------------- */
 
-static int as_nobody(const char *sock, const char *name, int *attach_rc)
+/*
+ * In a child: become uid 65534 with primary gid `gid` and exactly the
+ * supplementary groups groups[0..ngroups), connect, HELLO and (if name)
+ * ATTACH as consumer.  Returns 0 if welcomed (*attach_rc: ATTACH's result,
+ * a channel id or minus the ERROR code), else the ERROR code at HELLO
+ * (*attach_rc: 1 if it was fatal and followed by EOF).
+ */
+static int as_peer(const char *sock, const char *name, gid_t gid, const gid_t *groups,
+		   size_t ngroups, int *attach_rc)
 {
 	int pfd[2];
 	cr_assert_eq(pipe(pfd), 0);
@@ -664,7 +673,8 @@ static int as_nobody(const char *sock, const char *name, int *attach_rc)
 	cr_assert_geq(pid, 0);
 	if (pid == 0) {
 		close(pfd[0]);
-		if (setgid(65534) || setuid(65534))
+		/* setgroups first: it needs root, as setgid does. */
+		if (setgroups(ngroups, groups) || setgid(gid) || setuid(65534))
 			_exit(90);
 		struct tc c;
 		int out[2] = { -1, 0 };
@@ -698,6 +708,12 @@ static int as_nobody(const char *sock, const char *name, int *attach_rc)
 		  tt_status_str(st));
 	*attach_rc = out[1];
 	return out[0];
+}
+
+/* uid and gid 65534 (nobody, nogroup) without supplementary groups. */
+static int as_nobody(const char *sock, const char *name, int *attach_rc)
+{
+	return as_peer(sock, name, 65534, NULL, 0, attach_rc);
 }
 
 TD_TEST(unauthorized_uid_refused_others_continue)
@@ -734,10 +750,7 @@ TD_TEST(policy_file_roles)
 	tt_create(name, 1 << 16, 1, 64);
 	tt_create(other, 1 << 16, 1, 64);
 	/* Write the policy into the taktd temp dir, made before starting. */
-	strcpy(T.dir, "/tmp/taktd-test-XXXXXX");
-	cr_assert(mkdtemp(T.dir));
-	chmod(T.dir, 0755);
-	snprintf(T.sock, sizeof(T.sock), "%s/taktd.sock", T.dir);
+	td_prepare(&T);
 	snprintf(pol, sizeof(pol), "%s/policy", T.dir);
 	FILE *f = fopen(pol, "w");
 	cr_assert(f);
@@ -749,6 +762,76 @@ TD_TEST(policy_file_roles)
 	cr_assert_gt(arc, 0, "nobody may consume %s: %d", name, arc);
 	cr_assert_eq(as_nobody(T.sock, other, &arc), 0);
 	cr_assert_eq(arc, -E_DENIED, "nobody may not consume the other channel: %d", arc);
+}
+
+/* Group rules match the peer's primary gid or any of its supplementary
+ * groups (SO_PEERGROUPS), with all the roles of every matching rule. */
+TD_TEST(policy_group_rules_match_supplementary_groups)
+{
+	cr_assert_eq(getuid(), 0, "this test runs as root (CI) to switch to uid 65534");
+	static char pol[128];
+	/* gids no account on the machine is likely to have; gid: rules need no
+	 * /etc/group entry. */
+	const gid_t ops = 47011, view = 47012, other = 47013;
+	const char *name = tt_name();
+	char extra[TAKT_NAME_MAX + 1];
+	snprintf(extra, sizeof(extra), "%s-x", name);
+	tt_track(extra);
+	tt_create(name, 1 << 16, 1, 64);
+	tt_create(extra, 1 << 16, 1, 64);
+	td_prepare(&T);
+	snprintf(pol, sizeof(pol), "%s/policy", T.dir);
+	FILE *f = fopen(pol, "w");
+	cr_assert(f);
+	fprintf(f, "allow gid:%u %s consume\nallow gid:%u %s-x consume\n", (unsigned)ops, name,
+		(unsigned)view, name);
+	fclose(f);
+	td_start(&T, backend, "--socket-mode", "0666", "--policy", pol, NULL);
+	int arc, code;
+
+	/* nobody in no group: refused at HELLO (fatal, then EOF). */
+	code = as_peer(T.sock, NULL, 65534, NULL, 0, &arc);
+	cr_assert_eq(code, E_DENIED, "nobody without groups got %d", code);
+	cr_assert_eq(arc, 1);
+	/* ... also in an unrelated supplementary group. */
+	code = as_peer(T.sock, NULL, 65534, &other, 1, &arc);
+	cr_assert_eq(code, E_DENIED, "nobody in gid %u got %d", (unsigned)other, code);
+
+	/* nobody with the authorized group as a supplementary group only. */
+	const gid_t g1[] = { other, ops };
+	code = as_peer(T.sock, name, 65534, g1, 2, &arc);
+	cr_assert_eq(code, 0, "nobody in supplementary gid %u refused: %d", (unsigned)ops, code);
+	cr_assert_gt(arc, 0, "nobody in supplementary gid %u may consume %s: %d", (unsigned)ops,
+		     name, arc);
+	/* ... but only where a rule of one of its groups allows. */
+	code = as_peer(T.sock, extra, 65534, g1, 2, &arc);
+	cr_assert_eq(code, 0);
+	cr_assert_eq(arc, -E_DENIED, "gid %u may not consume %s: %d", (unsigned)ops, extra, arc);
+	/* Two supplementary groups: the roles of both rules. */
+	const gid_t g2[] = { ops, view };
+	cr_assert_eq(as_peer(T.sock, extra, 65534, g2, 2, &arc), 0);
+	cr_assert_gt(arc, 0, "gids %u+%u may consume %s: %d", (unsigned)ops, (unsigned)view, extra,
+		     arc);
+	/* The primary gid still counts, with no supplementary group at all. */
+	cr_assert_eq(as_peer(T.sock, name, ops, NULL, 0, &arc), 0);
+	cr_assert_gt(arc, 0, "primary gid %u may consume %s: %d", (unsigned)ops, name, arc);
+
+	/* A peer in more supplementary groups than taktd keeps (256): none of
+	 * them is consulted (documented, PROTOCOL.md §8); it is refused, never
+	 * admitted by mistake, while its primary gid still works. */
+	static gid_t many[300];
+	for (unsigned i = 0; i < 300; i++)
+		many[i] = 48000 + i;
+	many[150] = ops;
+	code = as_peer(T.sock, NULL, 65534, many, 300, &arc);
+	cr_assert_eq(code, E_DENIED, "a peer in 300 groups got %d", code);
+	cr_assert_eq(as_peer(T.sock, name, ops, many, 300, &arc), 0);
+	cr_assert_gt(arc, 0, "primary gid %u in 300 groups: %d", (unsigned)ops, arc);
+	/* 256 groups are all kept (the authorized one last). */
+	many[150] = 48150;
+	many[255] = ops;
+	cr_assert_eq(as_peer(T.sock, name, 65534, many + 0, 256, &arc), 0, "256 groups refused");
+	cr_assert_gt(arc, 0);
 }
 
 /* ---- many clients ----------------------------------------------------------- */

@@ -203,8 +203,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct policy pol;
 	char err[128];
 	policy_init(&pol, 0);
-	if (policy_parse(&pol, text, err, sizeof(err)) == 0)
-		(void)policy_allows(&pol, 1, 1, "abc", POL_CONSUME);
+	if (policy_parse(&pol, text, err, sizeof(err)) == 0) {
+		static const gid_t groups[] = { 2, 3, 100 };
+		const struct policy_peer who = { .uid = 1, .gid = 1, .groups = groups, .ngroups = 3 };
+		(void)policy_admits(&pol, &who);
+		(void)policy_allows(&pol, &who, "abc", POL_CONSUME);
+	}
 	policy_free(&pol);
 	free(text);
 	data += plen;
