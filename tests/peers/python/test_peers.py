@@ -82,6 +82,20 @@ class Streaming(PeerTest):
             self.assertEqual(cons.dropped, 0)
         self.assertTrue(cons.closed)
 
+    def test_records_already_in_the_ring(self):
+        """The first consumer gets what the ring held before it attached: those records
+        follow ATTACHED at once (regression: they were dropped by the client)."""
+        name = self.chan("held")
+        H.create_channel(name)
+        rc, line = H.finish(H.peer("produce", name, 500))
+        self.assertEqual(rc, 0, line)
+        c = self.client()
+        with c.consumer(name) as cons:
+            got = []
+            while len(got) < 500:
+                got.extend(H.check_record(r) for r in cons.recv_many(timeout=10))
+            self.assertEqual(got, list(range(1, 501)))
+
     def test_iteration_and_context_managers(self):
         name = self.chan("iter")
         with T.Client(self.taktd.socket) as c:

@@ -198,6 +198,7 @@ class Client:
         self._rbuf = bytearray(1 << 20)
         self._rview = memoryview(self._rbuf)
         self._answers = {}
+        self._attaching = {}        # ATTACH request id -> (channel name, role)
         self._req = itertools.count(1)
         self._atts = {}             # chan id -> _Attachment
         self.server = None
@@ -396,13 +397,15 @@ class Client:
         req = self._next_req()
         fr = P.attach(req, role, channel, create, exclusive, lanes, capacity, max_record or 0,
                       mode, queue_limit, slow)
-        body = self._request(fr, req, self.timeout if timeout is None else timeout, "ATTACH",
-                             channel)
-        chan, info = body
-        att = _Attachment(chan, channel, role, info)
         with self._cv:
-            self._atts[chan] = att
-        return att
+            self._attaching[req] = (channel, role)
+        try:
+            # the answer is the _Attachment, registered when ATTACHED was dispatched
+            return self._request(fr, req, self.timeout if timeout is None else timeout, "ATTACH",
+                                 channel)
+        finally:
+            with self._cv:
+                self._attaching.pop(req, None)
 
     def _request(self, frame, req, timeout, what, channel=None):
         """Queue a request frame and wait for its answer (by request id)."""
@@ -665,8 +668,14 @@ class Client:
             elif arg in self._answers:
                 self._answers[arg] = exc
         elif ftype == P.ATTACHED:
-            if arg in self._answers:
-                self._answers[arg] = (chan, ChannelInfo(*P.ATTACHED_BODY.unpack_from(buf, start)))
+            pending = self._attaching.pop(arg, None)
+            if arg in self._answers and pending is not None:
+                # Register the attachment now: its first DATA (records already in the
+                # ring) or ACK can follow ATTACHED in the same read.
+                att = _Attachment(chan, pending[0], pending[1],
+                                  ChannelInfo(*P.ATTACHED_BODY.unpack_from(buf, start)))
+                self._atts[chan] = att
+                self._answers[arg] = att
         elif ftype == P.DETACHED:
             if arg in self._answers:
                 self._answers[arg] = P.U64X2.unpack_from(buf, start)
