@@ -162,6 +162,27 @@ uint32_t td_errno_code(int e)
 	}
 }
 
+uint32_t td_code_errno(uint32_t code)
+{
+	switch (code) {
+	case TD_E_DENIED: return EACCES;
+	case TD_E_INVALID: return EINVAL;
+	case TD_E_EXISTS: return EEXIST;
+	case TD_E_NOENT: return ENOENT;
+	case TD_E_ACCESS: return EACCES;
+	case TD_E_NOSPC: return ENOSPC;
+	case TD_E_AGAIN: return EAGAIN;
+	case TD_E_MSGSIZE: return EMSGSIZE;
+	case TD_E_BADMSG: return EBADMSG;
+	case TD_E_LAYOUT: return EPROTONOSUPPORT;
+	case TD_E_BUSY: return EBUSY;
+	case TD_E_TIMEDOUT: return ETIMEDOUT;
+	case TD_E_NOMEM: return ENOMEM;
+	case TD_E_KIND: return EPROTOTYPE;
+	default: return 0;
+	}
+}
+
 const char *td_err_name(uint32_t code)
 {
 	switch (code) {

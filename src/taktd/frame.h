@@ -68,6 +68,10 @@ size_t td_enc_empty(uint8_t *out, uint16_t type, uint32_t chan, uint32_t arg);
 
 /* Map a negative errno from libtakt to a protocol error code. */
 uint32_t td_errno_code(int neg_errno);
+/* The errno PROTOCOL.md §7 documents for an ERROR code: EINVAL for INVALID,
+ * ..., EACCES for DENIED and ACCESS; 0 for the other protocol errors and
+ * for SYSTEM (whose errno only the failing call knows). */
+uint32_t td_code_errno(uint32_t code);
 const char *td_err_name(uint32_t code);
 
 #endif

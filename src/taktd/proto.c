@@ -22,6 +22,8 @@ void proto_fatal(struct proto *p, const struct proto_ops *ops, void *ctx, uint32
 	uint8_t out[TD_HDR_SIZE + TD_ERROR_BODY + TD_ERROR_MSG_MAX];
 	if (p->state == PROTO_CLOSED)
 		return;
+	if (!sys_errno)
+		sys_errno = td_code_errno(code);
 	ops->emit(ctx, out, td_enc_error(out, TD_F_FATAL, chan, req, code, sys_errno, msg));
 	p->state = PROTO_CLOSED;
 	p->blocked = false;
@@ -40,9 +42,10 @@ static int produce(struct proto *p, const struct td_frame *f, const struct proto
 	if (f->type == TD_DATA) {
 		m[0] = (struct takt_msg){ .data = f->body, .len = f->body_len, .type = f->arg };
 		bool blocked = false;
-		int r = ops->produce(ctx, f->chan, m, 1, &blocked);
+		uint32_t err = 0;
+		int r = ops->produce(ctx, f->chan, m, 1, &blocked, &err);
 		if (r < 0) {
-			proto_fatal(p, ops, ctx, (uint32_t)-r, f->chan, 0, 0, "record refused");
+			proto_fatal(p, ops, ctx, (uint32_t)-r, f->chan, 0, err, "record refused");
 			return -1;
 		}
 		if (r == 1) {
@@ -66,9 +69,10 @@ static int produce(struct proto *p, const struct td_frame *f, const struct proto
 			ends[n++] = off;
 		}
 		bool blocked = false;
-		int r = ops->produce(ctx, f->chan, m, n, &blocked);
+		uint32_t err = 0;
+		int r = ops->produce(ctx, f->chan, m, n, &blocked, &err);
 		if (r < 0) {
-			proto_fatal(p, ops, ctx, (uint32_t)-r, f->chan, 0, 0, "record refused");
+			proto_fatal(p, ops, ctx, (uint32_t)-r, f->chan, 0, err, "record refused");
 			return -1;
 		}
 		if ((unsigned)r > n)
@@ -194,9 +198,10 @@ static int dispatch(struct proto *p, const struct td_frame *f, const struct prot
 			proto_fatal(p, ops, ctx, TD_E_BAD_FRAME, f->chan, 0, 0, "STATE_WRITE arg must be 0");
 			return -1;
 		}
-		int r = ops->state_write(ctx, f->chan, f->body, f->body_len);
+		uint32_t err = 0;
+		int r = ops->state_write(ctx, f->chan, f->body, f->body_len, &err);
 		if (r < 0) {
-			proto_fatal(p, ops, ctx, (uint32_t)-r, f->chan, 0, 0, "image refused");
+			proto_fatal(p, ops, ctx, (uint32_t)-r, f->chan, 0, err, "image refused");
 			return -1;
 		}
 		return 1;

@@ -41,10 +41,11 @@ struct proto_ops {
 	 * accepted (committed to the ring, or the last of them handed to a
 	 * waiter that completes it later); sets *blocked when the caller must
 	 * stop reading until the channel has room.  A negative -TD_E_* closes
-	 * the connection (*sys_errno may tell more).
+	 * the connection; *sys_errno (0 on entry) may name the errno behind
+	 * it, else the ERROR carries td_code_errno(code).
 	 */
 	int (*produce)(void *ctx, uint32_t chan, const struct takt_msg *msgs, unsigned n,
-		       bool *blocked);
+		       bool *blocked, uint32_t *sys_errno);
 	/* The client said BYE: emit final ACKs and BYE. */
 	void (*bye)(void *ctx);
 	/* State channels: emit the answer (STATE, SUBSCRIBED, UNSUBSCRIBED) or
@@ -52,8 +53,10 @@ struct proto_ops {
 	void (*state_get)(void *ctx, uint32_t chan, uint32_t req);
 	void (*subscribe)(void *ctx, uint32_t chan, uint32_t req, uint32_t interval_us);
 	void (*unsubscribe)(void *ctx, uint32_t chan, uint32_t req);
-	/* Publish one image; 0, or -TD_E_* to close the connection. */
-	int (*state_write)(void *ctx, uint32_t chan, const uint8_t *image, uint32_t len);
+	/* Publish one image; 0, or -TD_E_* to close the connection (with
+	 * *sys_errno as for produce). */
+	int (*state_write)(void *ctx, uint32_t chan, const uint8_t *image, uint32_t len,
+			   uint32_t *sys_errno);
 };
 
 void proto_init(struct proto *p, uint32_t server_max_frame);
@@ -67,7 +70,8 @@ size_t proto_input(struct proto *p, const uint8_t *buf, size_t len, const struct
 		   void *ctx);
 /* The client closed its side with leftover bytes of an incomplete frame. */
 void proto_eof(struct proto *p, size_t leftover, const struct proto_ops *ops, void *ctx);
-/* Emit a fatal ERROR and close. */
+/* Emit a fatal ERROR and close.  sys_errno 0: the code's documented errno
+ * (td_code_errno), so every ERROR carries what PROTOCOL.md §7 says. */
 void proto_fatal(struct proto *p, const struct proto_ops *ops, void *ctx, uint32_t code,
 		 uint32_t chan, uint32_t req, uint32_t sys_errno, const char *msg);
 

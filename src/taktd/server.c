@@ -391,7 +391,8 @@ static void op_unsubscribe(void *ctx, uint32_t chan, uint32_t req)
 	op_emit(c, out, td_enc_u64s(out, TD_UNSUBSCRIBED, chan, req, a->updates, 0, 1));
 }
 
-static int op_state_write(void *ctx, uint32_t chan, const uint8_t *image, uint32_t len)
+static int op_state_write(void *ctx, uint32_t chan, const uint8_t *image, uint32_t len,
+			  uint32_t *sys_errno)
 {
 	struct conn *c = ctx;
 	struct attach *a = conn_find(c, chan);
@@ -400,8 +401,10 @@ static int op_state_write(void *ctx, uint32_t chan, const uint8_t *image, uint32
 	if (len > a->sb->image_size)
 		return -TD_E_MSGSIZE;
 	int r = takt_state_write(a->sb->wr, image, len);
-	if (r < 0)
+	if (r < 0) {
+		*sys_errno = (uint32_t)-r;
 		return -(int)td_errno_code(r);
+	}
 	a->committed++;
 	return 0;
 }
@@ -498,7 +501,8 @@ static void op_detach(void *ctx, uint32_t chan, uint32_t req)
 	attach_drop(c, a);
 }
 
-static int op_produce(void *ctx, uint32_t chan, const struct takt_msg *m, unsigned n, bool *blocked)
+static int op_produce(void *ctx, uint32_t chan, const struct takt_msg *m, unsigned n, bool *blocked,
+		      uint32_t *sys_errno)
 {
 	struct conn *c = ctx;
 	struct attach *a = conn_find(c, chan);
@@ -520,8 +524,10 @@ static int op_produce(void *ctx, uint32_t chan, const struct takt_msg *m, unsign
 			a->committed += (unsigned)r;
 			continue;
 		}
-		if (r != -EAGAIN)
+		if (r != -EAGAIN) {
+			*sys_errno = (uint32_t)-r;
 			return -(int)td_errno_code(r);
+		}
 		/* Full: pause this client (and the channel's other producing
 		 * clients) until the waiter sees room for this record. */
 		if (m[done].len > pb->cfg.max_record)

@@ -163,6 +163,38 @@ void tc_expect_eof(struct tc *c)
 	cr_assert_eq(r, 0, "expected EOF, got %s (type 0x%x)", r < 0 ? "timeout" : "a frame", f.type);
 }
 
+/* PROTOCOL.md §7: the errno an ERROR of this code carries. */
+static bool doc_errno_ok(uint32_t code, uint32_t err)
+{
+	switch (code) {
+	case E_DENIED: return err == EACCES;
+	case E_INVALID: return err == EINVAL;
+	case E_EXISTS: return err == EEXIST;
+	case E_NOENT: return err == ENOENT;
+	case E_ACCESS: return err == EACCES || err == EPERM;
+	case 24: return err == ENOSPC;
+	case E_AGAIN: return err == EAGAIN;
+	case E_MSGSIZE: return err == EMSGSIZE;
+	case 27: return err == EBADMSG;
+	case 28: return err == EPROTONOSUPPORT;
+	case E_BUSY: return err == EBUSY;
+	case 30: return err == ETIMEDOUT;
+	case 31: return err == ENOMEM;
+	case E_KIND: return err == EPROTOTYPE;
+	case 99: return err != 0;
+	default: return err == 0; /* the other protocol errors */
+	}
+}
+
+void tc_check_errno(const struct tc_frame *f)
+{
+	cr_assert_geq(f->blen, 8, "ERROR body of %u bytes", f->blen);
+	uint32_t code = rd32(f->body), err = rd32(f->body + 4);
+	cr_assert(doc_errno_ok(code, err), "ERROR %u carries errno %u (%s), not the one PROTOCOL.md "
+		  "documents (%.*s)", code, err, strerror((int)err), (int)f->blen - 8,
+		  (const char *)f->body + 8);
+}
+
 void tc_expect_error(struct tc *c, uint32_t code, bool fatal)
 {
 	struct tc_frame f;
@@ -170,6 +202,7 @@ void tc_expect_error(struct tc *c, uint32_t code, bool fatal)
 	cr_assert_geq(f.blen, 8);
 	cr_assert_eq(rd32(f.body), code, "expected error %u, got %u (%.*s)", code, rd32(f.body),
 		     (int)f.blen - 8, (const char *)f.body + 8);
+	tc_check_errno(&f);
 	cr_assert_eq(!!(f.flags & F_FATAL), fatal, "error %u: fatal flag %d", code, f.flags);
 	if (fatal)
 		tc_expect_eof(c);
@@ -225,6 +258,7 @@ int tc_attach(struct tc *c, const char *name, int role, const struct tc_attach_o
 	cr_assert_eq(f.arg, r, "answer to another request");
 	if (f.type == T_ERROR) {
 		cr_assert_eq(f.flags & F_FATAL, 0);
+		tc_check_errno(&f);
 		return -(int)rd32(f.body);
 	}
 	cr_assert_eq(f.type, T_ATTACHED);
@@ -282,6 +316,39 @@ void td_require_backend(const char *backend)
 	io_uring_queue_exit(&r);
 }
 
+/*
+ * taktd's environment: ours, with the sanitizers (if any are configured)
+ * told to write their reports into t->dir (log_path=DIR/san, files
+ * san.<pid>) instead of stderr, where td_finish finds them: a report of a
+ * taktd that is killed at the end of a test would otherwise pass unseen.
+ * Built before fork: the child only execs.
+ */
+#define ENV_MAX 512
+static char **taktd_env(const struct td *t)
+{
+	static char *env[ENV_MAX];
+	static char san[3][1024];
+	static const char *const vars[3] = { "ASAN_OPTIONS", "UBSAN_OPTIONS", "TSAN_OPTIONS" };
+	size_t n = 0;
+	for (char **e = environ; *e && n < ENV_MAX - 4; e++) {
+		bool skip = false;
+		for (int i = 0; i < 3; i++)
+			skip |= strncmp(*e, vars[i], strlen(vars[i])) == 0 && (*e)[strlen(vars[i])] == '=';
+		if (!skip)
+			env[n++] = *e;
+	}
+	for (int i = 0; i < 3; i++) {
+		const char *v = getenv(vars[i]);
+		if (!v)
+			continue;
+		snprintf(san[i], sizeof(san[i]), "%s=%s%slog_path=%s/san", vars[i], v, v[0] ? ":" : "",
+			 t->dir);
+		env[n++] = san[i];
+	}
+	env[n] = NULL;
+	return env;
+}
+
 static void launch(struct td *t, va_list ap)
 {
 	int pfd[2];
@@ -312,6 +379,7 @@ static void launch(struct td *t, va_list ap)
 		logfd = open(t->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
 		cr_assert_geq(logfd, 0, "%s: %s", t->log, strerror(errno));
 	}
+	char **env = taktd_env(t);
 	pid_t pid = fork();
 	cr_assert_geq(pid, 0);
 	if (pid == 0) {
@@ -320,7 +388,7 @@ static void launch(struct td *t, va_list ap)
 		snprintf(fdstr, sizeof(fdstr), "%d", fd);
 		if (logfd >= 0)
 			dup2(logfd, STDERR_FILENO);
-		execv(t->wrap[0] ? t->wrap[0] : TAKTD_BIN, (char *const *)argv);
+		execve(t->wrap[0] ? t->wrap[0] : TAKTD_BIN, (char *const *)argv, env);
 		_exit(127);
 	}
 	if (logfd >= 0)
@@ -373,6 +441,7 @@ void td_restart(struct td *t, ...)
 
 int td_run_fail(struct td *t, int timeout_ms)
 {
+	char **env = taktd_env(t);
 	pid_t pid = fork();
 	cr_assert_geq(pid, 0);
 	if (pid == 0) {
@@ -391,7 +460,7 @@ int td_run_fail(struct td *t, int timeout_ms)
 			argv[n++] = t->backend;
 		}
 		argv[n] = NULL;
-		execv(t->wrap[0] ? t->wrap[0] : TAKTD_BIN, (char *const *)argv);
+		execve(t->wrap[0] ? t->wrap[0] : TAKTD_BIN, (char *const *)argv, env);
 		_exit(127);
 	}
 	struct td tmp = { .pid = pid };
@@ -484,6 +553,49 @@ uint64_t td_cpu_ticks(pid_t pid)
 				st = strtoull(q + 1, NULL, 10);
 		}
 	return ut + st;
+}
+
+/* Print and count the sanitizer reports in dir (see taktd_env). */
+static int san_reports(const char *dir)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return 0;
+	int n = 0;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		if (strncmp(e->d_name, "san.", 4) != 0)
+			continue;
+		char path[320], buf[4096];
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		FILE *f = fopen(path, "re");
+		if (!f)
+			continue;
+		fprintf(stderr, "---- sanitizer report of taktd (%s) ----\n", path);
+		size_t k;
+		while ((k = fread(buf, 1, sizeof(buf), f)) > 0)
+			fwrite(buf, 1, k, stderr);
+		fclose(f);
+		n++;
+	}
+	closedir(d);
+	return n;
+}
+
+void td_finish(void)
+{
+	for (unsigned i = 0; i < nstarted; i++) {
+		struct td *t = started[i];
+		if (t->pid > 0) {
+			/* A clean stop: the sanitizers' exit checks (leaks) run. */
+			td_signal(t, SIGTERM);
+			int st = td_wait(t, 30000);
+			cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "taktd on SIGTERM: %s",
+				  tt_status_str(st));
+		}
+		if (t->dir[0])
+			cr_assert_eq(san_reports(t->dir), 0, "taktd had sanitizer reports (above)");
+	}
 }
 
 void td_cleanup(void)

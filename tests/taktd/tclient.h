@@ -68,6 +68,9 @@ int tc_frame(struct tc *c, uint16_t type, uint16_t flags, uint32_t chan, uint32_
 int tc_read(struct tc *c, struct tc_frame *f, int timeout_ms);
 /* Read, asserting a frame of that type arrives (skipping ACKs if skip_acks). */
 void tc_expect(struct tc *c, uint16_t type, struct tc_frame *f);
+/* Assert an ERROR frame's errno field is the one PROTOCOL.md §7 documents
+ * for its code (tc_expect_error and tc_attach check every ERROR they see). */
+void tc_check_errno(const struct tc_frame *f);
 /* Expect an ERROR with code; if fatal, also the FATAL flag and then EOF. */
 void tc_expect_error(struct tc *c, uint32_t code, bool fatal);
 /* Expect EOF within the timeout. */
@@ -123,6 +126,10 @@ bool td_file_contains(const char *path, const char *needle);
 int td_count_anon_fds(pid_t pid, const char *kind);
 /* CPU ticks (utime + stime) of the process. */
 uint64_t td_cpu_ticks(pid_t pid);
+/* End of a passing test: stop every taktd it started with SIGTERM, assert
+ * each exits 0, and that no sanitizer reported anything in any of them
+ * (their reports go to files in the temp dirs). */
+void td_finish(void);
 /* Kill every taktd started by this test and remove the temp dirs (suite fini). */
 void td_cleanup(void);
 

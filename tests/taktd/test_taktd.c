@@ -37,8 +37,13 @@ TestSuite(epoll, .init = tt_init, .fini = suite_fini);
 	{                                                                                          \
 		td_require_backend("io_uring");                                                    \
 		name##_body("io_uring");                                                           \
+		td_finish();                                                                       \
 	}                                                                                          \
-	Test(epoll, name, ##__VA_ARGS__) { name##_body("epoll"); }                                 \
+	Test(epoll, name, ##__VA_ARGS__)                                                           \
+	{                                                                                          \
+		name##_body("epoll");                                                              \
+		td_finish();                                                                       \
+	}                                                                                          \
 	static void name##_body(const char *backend)
 
 static struct td T;
@@ -274,6 +279,7 @@ TD_TEST(slow_consumer_disconnect)
 		cr_assert_eq(r, 1, "no SLOW_CONSUMER error before EOF");
 		if (f.type == T_ERROR) {
 			cr_assert_eq(rd32(f.body), E_SLOW_CONSUMER);
+			tc_check_errno(&f);
 			cr_assert(f.flags & F_FATAL);
 			break;
 		}
@@ -383,6 +389,47 @@ TD_TEST(attach_errors_are_not_fatal)
 	cr_assert_eq(tc_data(&c, (uint32_t)id, 1, big, sizeof(big)), 0);
 	tc_expect_error(&c, E_MSGSIZE, true);
 	tc_close(&c);
+}
+
+/* Fatal errors on produced records carry the errno of PROTOCOL.md §7 (the
+ * record checks of tc_expect_error), after an ACK of everything before. */
+TD_TEST(fatal_record_errors_carry_errno)
+{
+	td_start(&T, backend, NULL);
+	const char *name = tt_name();
+	tt_create(name, 1 << 16, 1, 64);
+	struct tc c;
+	/* A reserved record type in DATA: INVALID (EINVAL). */
+	ready_client(&c);
+	int id = tc_attach(&c, name, ROLE_PRODUCE, NULL);
+	cr_assert_gt(id, 0);
+	uint64_t v = 1;
+	cr_assert_eq(tc_data(&c, (uint32_t)id, 7, &v, 8), 0);
+	cr_assert_eq(tc_data(&c, (uint32_t)id, 0xffff0000u, &v, 8), 0);
+	struct tc_frame f;
+	tc_expect(&c, T_ACK, &f); /* tc_expect skips ACKs only for other types */
+	cr_assert_eq(rd64(f.body), 1, "the record before the bad one is acknowledged");
+	tc_expect_error(&c, E_INVALID, true);
+	tc_close(&c);
+	/* A DATA_BATCH whose second record exceeds max_record: MSGSIZE (EMSGSIZE). */
+	ready_client(&c);
+	id = tc_attach(&c, name, ROLE_PRODUCE, NULL);
+	cr_assert_gt(id, 0);
+	static uint8_t b[2 * 8 + 8 + 65];
+	le32(b, 8);
+	le32(b + 4, 7);
+	le32(b + 16, 65);
+	le32(b + 20, 7);
+	cr_assert_eq(tc_frame(&c, T_DATA_BATCH, 0, (uint32_t)id, 2, b, sizeof(b)), 0);
+	tc_expect(&c, T_ACK, &f);
+	cr_assert_eq(rd64(f.body), 1);
+	tc_expect_error(&c, E_MSGSIZE, true);
+	tc_close(&c);
+	takt_consumer *cons = tt_consumer(name);
+	cr_assert_eq(takt_try_recv(cons, &v, 8, NULL), 8);
+	cr_assert_eq(takt_try_recv(cons, &v, 8, NULL), 8);
+	cr_assert_eq(takt_try_recv(cons, &v, 8, NULL), -EAGAIN, "a refused record is in the ring");
+	takt_consumer_close(cons);
 }
 
 /* ---- lifecycle ------------------------------------------------------------ */
@@ -608,6 +655,7 @@ Test(fallback, io_uring_enosys_picks_epoll)
 	start_without_uring("ENOSYS");
 	check_fell_back(strerror(ENOSYS));
 	exchange_records();
+	td_finish();
 }
 
 /* EPERM is io_uring_setup's answer under sysctl kernel.io_uring_disabled=2
@@ -617,6 +665,7 @@ Test(fallback, io_uring_eperm_picks_epoll)
 	start_without_uring("EPERM");
 	check_fell_back(strerror(EPERM));
 	exchange_records();
+	td_finish();
 }
 
 /* A ring that can be set up but not entered (a sandbox filtering only
@@ -626,6 +675,7 @@ Test(fallback, io_uring_enter_filtered_picks_epoll)
 	start_without_uring("ENTER");
 	check_fell_back(strerror(ENOSYS));
 	exchange_records();
+	td_finish();
 }
 
 /* The filter is what makes io_uring unavailable: forcing the backend under
@@ -641,6 +691,7 @@ Test(fallback, forced_io_uring_does_not_fall_back)
 	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 1, "taktd: %s", tt_status_str(st));
 	cr_assert(td_file_contains(T.log, "io_uring backend unavailable"), "no error logged");
 	cr_assert_neq(access(T.sock, F_OK), 0, "no socket left behind");
+	td_finish(); /* (sanitizer reports of the failed start) */
 }
 
 /* Without the filter, the default is io_uring where the kernel has it. */
@@ -653,6 +704,7 @@ Test(fallback, default_is_io_uring_where_available)
 	cr_assert(td_file_contains(T.log, "(backend io_uring,"), "taktd did not log io_uring");
 	cr_assert_eq(td_count_anon_fds(T.pid, "[io_uring]"), 1);
 	exchange_records();
+	td_finish();
 }
 
 /* ---- security ------------------------------------------------------------- */
@@ -677,7 +729,7 @@ static int as_peer(const char *sock, const char *name, gid_t gid, const gid_t *g
 		if (setgroups(ngroups, groups) || setgid(gid) || setuid(65534))
 			_exit(90);
 		struct tc c;
-		int out[2] = { -1, 0 };
+		int out[3] = { -1, 0, -1 };
 		if (tc_open(&c, sock) < 0)
 			_exit(91);
 		uint8_t b[8];
@@ -690,6 +742,7 @@ static int as_peer(const char *sock, const char *name, gid_t gid, const gid_t *g
 			_exit(92);
 		if (f.type == T_ERROR) {
 			out[0] = (int)rd32(f.body);
+			out[2] = f.blen >= 8 ? (int)rd32(f.body + 4) : -1;
 			out[1] = (f.flags & F_FATAL) && tc_read(&c, &f, 5000) == 0;
 		} else if (f.type == T_WELCOME) {
 			out[0] = 0;
@@ -700,13 +753,15 @@ static int as_peer(const char *sock, const char *name, gid_t gid, const gid_t *g
 		_exit(0);
 	}
 	close(pfd[1]);
-	int out[2] = { -100, 0 };
+	int out[3] = { -100, 0, -1 };
 	ssize_t r = read(pfd[0], out, sizeof(out));
 	close(pfd[0]);
 	int st = tt_wait_child(pid);
 	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0 && r == sizeof(out), "child: %s",
 		  tt_status_str(st));
 	*attach_rc = out[1];
+	if (out[0] == E_DENIED)
+		cr_assert_eq(out[2], EACCES, "DENIED at HELLO carries errno %d, not EACCES", out[2]);
 	return out[0];
 }
 

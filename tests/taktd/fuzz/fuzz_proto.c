@@ -5,7 +5,7 @@
  *
  * Input layout: byte 0 = chunking seed, byte 1 = behaviour bits of the stub
  * operations (deny HELLO, block producers, fail attaches, refuse large
- * state images), byte 2 = policy
+ * state images, fail producing with a system error), byte 2 = policy
  * text length; then the policy text; the rest is the client's byte stream,
  * fed in chunks as a socket would deliver it.  Every frame the state machine
  * emits is checked for a well-formed header.  Build with
@@ -13,6 +13,7 @@
  */
 #undef NDEBUG
 #include <assert.h>
+#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,8 +38,13 @@ static void emit(void *c_, const void *frame, size_t len)
 	assert(len >= TD_HDR_SIZE);
 	assert(td_get32(f) == len);
 	assert(!c->closed_emitted); /* nothing after a fatal ERROR */
-	if (td_get16(f + 4) == TD_ERROR && (td_get16(f + 6) & TD_F_FATAL))
+	if (td_get16(f + 4) == TD_ERROR && (td_get16(f + 6) & TD_F_FATAL)) {
 		c->closed_emitted = true;
+		/* A fatal ERROR carries the errno PROTOCOL.md §7 documents. */
+		assert(len >= TD_HDR_SIZE + TD_ERROR_BODY);
+		uint32_t code = td_get32(f + TD_HDR_SIZE), err = td_get32(f + TD_HDR_SIZE + 4);
+		assert(err == td_code_errno(code) || (code == TD_E_SYSTEM && err != 0));
+	}
 }
 
 static int hello(void *c_, uint32_t req, const struct td_hello *h, uint32_t max_out)
@@ -80,7 +86,8 @@ static void detach(void *c_, uint32_t chan, uint32_t req)
 	emit(c, out, td_enc_error(out, 0, chan, req, TD_E_BAD_CHANNEL, 0, "x"));
 }
 
-static int produce(void *c_, uint32_t chan, const struct takt_msg *m, unsigned n, bool *blocked)
+static int produce(void *c_, uint32_t chan, const struct takt_msg *m, unsigned n, bool *blocked,
+		   uint32_t *sys_errno)
 {
 	struct ctx *c = c_;
 	bool known = false;
@@ -96,6 +103,10 @@ static int produce(void *c_, uint32_t chan, const struct takt_msg *m, unsigned n
 			sink ^= d[k]; /* touches every payload byte: ASan checks bounds */
 		if (m[i].type >= TAKT_TYPE_RESERVED)
 			return -TD_E_INVALID;
+	}
+	if ((c->bits & 32) && c->calls % 7 == 3) {
+		*sys_errno = EIO; /* a system error only the operation knows */
+		return -TD_E_SYSTEM;
 	}
 	(void)sink;
 	c->calls++;
@@ -157,7 +168,8 @@ static void unsubscribe(void *c_, uint32_t chan, uint32_t req)
 	emit(c, out, td_enc_u64s(out, TD_UNSUBSCRIBED, chan, req, 0, 0, 1));
 }
 
-static int state_write(void *c_, uint32_t chan, const uint8_t *image, uint32_t len)
+static int state_write(void *c_, uint32_t chan, const uint8_t *image, uint32_t len,
+		       uint32_t *sys_errno)
 {
 	struct ctx *c = c_;
 	if (!known_id(c, chan))
@@ -166,6 +178,7 @@ static int state_write(void *c_, uint32_t chan, const uint8_t *image, uint32_t l
 	for (uint32_t k = 0; k < len; k++)
 		sink ^= image[k]; /* ASan checks the image bounds */
 	(void)sink;
+	(void)sys_errno; /* MSGSIZE: proto.c supplies EMSGSIZE */
 	if ((c->bits & 16) && len > 100)
 		return -TD_E_MSGSIZE;
 	return 0;
