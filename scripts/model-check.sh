@@ -88,12 +88,17 @@ run ok    doorbell.pml doorbell
 run ok    doorbell.pml doorbell-n6-cap3     -DN=6 -DCAP=3
 run ok    doorbell.pml doorbell-rmw-every   -DRMW_EVERY
 run ok    doorbell.pml doorbell-no-wake-disarm -DNO_WAKE_DISARM
+# The fence-free producer with the consumer's membarrier backstop.
+run ok    doorbell.pml doorbell-light-ring  -DLIGHT_RING
+run ok    doorbell.pml doorbell-light-ring-n6-cap3 -DLIGHT_RING -DN=6 -DCAP=3
+# Negative check: fence-free without the backstop loses a wake-up.
+run error doorbell.pml doorbell-light-no-backstop -DLIGHT_RING -DNO_BACKSTOP
 # Negative check: without the waker's fence the lost wake-up is found.
 run error doorbell.pml doorbell-no-fence    -DNO_FENCE
 
 total=$((pass + fail))
 if [ $fail -eq 0 ]; then
-	echo "model-check: OK: $total/$total runs as expected (4 verified with errors: 0, $states states in all; the no-fence variant loses a wake-up as it must)"
+	echo "model-check: OK: $total/$total runs as expected (6 verified with errors: 0, $states states in all; the no-fence and no-backstop variants lose a wake-up as they must)"
 	exit 0
 fi
 echo "model-check: FAILED: $fail of $total runs not as expected:$failed" >&2

@@ -39,7 +39,10 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/membarrier.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -70,6 +73,29 @@ void takt_doorbell_post(struct takt_doorbell *db)
 			 * its wait. */
 		}
 	}
+}
+
+int takt_membarrier_register(void)
+{
+#ifdef TAKT_DOORBELL_RMW
+	return -EOPNOTSUPP; /* TSan builds: the waker does an RMW on every publish */
+#else
+	/* The waiters' MEMBARRIER_CMD_GLOBAL_EXPEDITED reaches only the CPUs
+	 * running a process that registered: register before the first
+	 * fence-free publish.  Registration is per process and idempotent. */
+	if (syscall(__NR_membarrier, MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, 0, 0) != 0)
+		return -errno;
+	return 0;
+#endif
+}
+
+/* A full memory barrier on every CPU that runs a registered process (and
+ * on ours, before and after): what the fence-free producers skipped. */
+static int takt_heavy_barrier(void)
+{
+	if (syscall(__NR_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0) != 0)
+		return -errno;
+	return 0;
 }
 
 static void disarm(struct takt_doorbell *db)
@@ -104,12 +130,27 @@ int takt_doorbell_wait(struct takt_doorbell *db, bool (*ready)(void *), void *ar
 		disarm(db);
 		return 0;
 	}
-	struct timespec ts;
-	deadline_ts(deadline_ns, &ts);
+	/*
+	 * Park.  The first park is cut at the backstop: a fence-free producer
+	 * (takt_doorbell_ring_light) may have checked the bell before its
+	 * commit left its store buffer, and then nobody posts for that
+	 * record.  At the backstop one heavy barrier makes every such commit
+	 * visible; the re-check after it sees it, and any later publish sees
+	 * our arm (docs/WAITING.md).  Then park until the deadline.  Without
+	 * membarrier (seccomp, old kernel) we re-check at every backstop
+	 * period instead: stores leave a store buffer in bounded time, so
+	 * the record is seen at the next one.
+	 */
+	uint64_t backstop = takt_now_ns() + TAKT_PARK_BACKSTOP_NS;
+	bool barrier_done = false;
 	for (;;) {
-		int rc = deadline_ns == TAKT_FOREVER
-				 ? sem_wait(db->sem)
-				 : sem_clockwait(db->sem, CLOCK_MONOTONIC, &ts);
+		uint64_t until = deadline_ns;
+		if (!barrier_done && backstop < until)
+			until = backstop;
+		struct timespec ts;
+		deadline_ts(until, &ts);
+		int rc = until == TAKT_FOREVER ? sem_wait(db->sem)
+					       : sem_clockwait(db->sem, CLOCK_MONOTONIC, &ts);
 		if (rc == 0) {
 			/* Woken.  The waker cleared the bit when it posted; but the
 			 * token may be a stale one (posted for an earlier arming
@@ -124,6 +165,19 @@ int takt_doorbell_wait(struct takt_doorbell *db, bool (*ready)(void *), void *ar
 		if (errno == EINTR)
 			continue; /* same absolute deadline: a signal never shortens it */
 		int err = errno;
+		if (err == ETIMEDOUT && until != deadline_ns) {
+			/* The backstop.  The bell stays armed: a post from now on
+			 * still wakes us. */
+			if (takt_heavy_barrier() == 0)
+				barrier_done = true;
+			else
+				backstop = takt_now_ns() + TAKT_PARK_BACKSTOP_NS;
+			if (ready(arg)) {
+				disarm(db);
+				return 0;
+			}
+			continue;
+		}
 		disarm(db);
 		if (err == ETIMEDOUT)
 			return ready(arg) ? 0 : -ETIMEDOUT;

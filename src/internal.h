@@ -122,6 +122,32 @@ static inline void takt_doorbell_ring(struct takt_doorbell *db)
 		takt_doorbell_post(db);
 #endif
 }
+/*
+ * Waker side without the fence, for producers whose process registered for
+ * membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) (takt_membarrier_register):
+ * the asymmetric form of the doorbell (docs/WAITING.md, "The fence-free
+ * producer").  The load of the armed bit may be satisfied before our commit
+ * word leaves the store buffer; a waiter that armed in that window and
+ * re-checked without seeing the commit is not woken by us, but its park is
+ * cut at TAKT_PARK_BACKSTOP_NS, where it issues membarrier -- a full barrier
+ * on every CPU running a registered process, ours included -- and re-checks:
+ * the commit is visible then.  The fence's cost (it waits for every
+ * buffered store of the payload to reach the cache, one ownership miss per
+ * line when the consumer has just read it) moves from every publish to the
+ * rare park longer than the backstop.
+ */
+static inline void takt_doorbell_ring_light(struct takt_doorbell *db)
+{
+	/* relaxed: see above; the heavy barrier on the waiter's side supplies
+	 * the store-load order the fence would have. */
+	if (TAKT_UNLIKELY(atomic_load_explicit(db->word, memory_order_relaxed) & 1u))
+		takt_doorbell_post(db);
+}
+/* Register this process for the waiters' heavy barrier.  0 if the fence-free
+ * ring may be used, a negative errno (no membarrier, seccomp) if not. */
+int takt_membarrier_register(void);
+/* A park longer than this is cut for the heavy barrier and a re-check. */
+#define TAKT_PARK_BACKSTOP_NS 2000000ull
 /* Waiter side.  ready(arg) re-checks the ring; returns 0 when ready() became
  * true, -ETIMEDOUT at the deadline, or another negative errno. */
 int takt_doorbell_wait(struct takt_doorbell *db, bool (*ready)(void *), void *arg,

@@ -11,6 +11,7 @@
 struct takt_producer {
 	struct takt_lane_tx tx;              /* hot: first */
 	struct takt_doorbell wake_consumer;  /* the consumer's receive doorbell */
+	bool light_ring;                     /* fence-free ring (membarrier registered) */
 	bool reserved;                       /* a reserve awaits its commit */
 	uint32_t res_len;
 	uint64_t res_pos;
@@ -24,6 +25,15 @@ struct takt_producer {
 };
 
 bool takt_producer_has_room(takt_producer *p, size_t len);
+
+/* After a publish: wake a parked consumer (internal.h has both forms). */
+static inline void takt_producer_ring(struct takt_producer *p)
+{
+	if (TAKT_LIKELY(p->light_ring))
+		takt_doorbell_ring_light(&p->wake_consumer);
+	else
+		takt_doorbell_ring(&p->wake_consumer);
+}
 bool takt_producer_has_room_shared(takt_producer *p, size_t len);
 
 #endif

@@ -48,6 +48,12 @@
  *                  re-checks in between).  The script expects this to FAIL.
  *   RMW_EVERY      DESIGN.md's waker: exchange(armed, 0) on every publish
  *                  instead of fence + load.  Also correct.
+ *   LIGHT_RING     the fence-free producer (internal.h,
+ *                  takt_doorbell_ring_light): no fence before its load of
+ *                  armed; the consumer's park is cut by the backstop
+ *                  (membarrier, then a re-check; doorbell.c).  Correct.
+ *   LIGHT_RING + NO_BACKSTOP  the same without the backstop: spin finds
+ *                  the lost wake-up.  The script expects this to FAIL.
  *   NO_WAKE_DISARM the waiter does not clear the bit after a wake-up (the
  *                  library before issue 3's fix): still no lost wake-up,
  *                  only extra posts.
@@ -129,7 +135,7 @@ inline c_flush() { if :: c_sb -> head_mem = c_sbv; c_sb = false :: else -> skip 
 
 /* waiter side: READY is the re-check of the ring, OK_TO_WAIT what must hold
  * if the wait runs into its deadline */
-#define WAIT(FLUSH, ARMED, SEM, READY, OK_TO_WAIT)                         \
+#define WAIT(BACKSTOP, FLUSH, ARMED, SEM, READY, OK_TO_WAIT)               \
 	i = 0;                                                             \
 	do                                                                 \
 	:: atomic { i < DRAIN && SEM > 0 -> SEM--; i++ }                   \
@@ -144,8 +150,31 @@ inline c_flush() { if :: c_sb -> head_mem = c_sbv; c_sb = false :: else -> skip 
 		:: atomic { SEM > 0 -> SEM-- };  /* woken */               \
 		   WAKE_DISARM(FLUSH, ARMED)                               \
 		:: timeout -> assert(OK_TO_WAIT)  /* deadline: lost? */    \
+		BACKSTOP(FLUSH, ARMED, SEM, READY, OK_TO_WAIT)             \
 		fi                                                         \
 	fi
+
+/* The consumer's backstop for fence-free producers (LIGHT_RING): its park
+ * may be cut at any moment (the backstop period can expire anywhere in the
+ * interleaving); then membarrier -- a barrier on every CPU, which drains
+ * every store buffer -- and a re-check, and a park to the deadline. */
+#if defined(LIGHT_RING) && !defined(NO_BACKSTOP)
+#define RX_BACKSTOP(FLUSH, ARMED, SEM, READY, OK_TO_WAIT)                  \
+		:: true ->                                                 \
+			atomic { p_flush(); c_flush() };  /* membarrier */ \
+			if                                                 \
+			:: READY -> atomic { FLUSH(); ARMED = 0 }          \
+			:: else ->                                         \
+				if                                         \
+				:: atomic { SEM > 0 -> SEM-- };            \
+				   WAKE_DISARM(FLUSH, ARMED)               \
+				:: timeout -> assert(OK_TO_WAIT)           \
+				fi                                         \
+			fi
+#else
+#define RX_BACKSTOP(FLUSH, ARMED, SEM, READY, OK_TO_WAIT)
+#endif
+#define NO_BACKSTOP_HERE(FLUSH, ARMED, SEM, READY, OK_TO_WAIT)
 
 active proctype producer()
 {
@@ -160,9 +189,14 @@ active proctype producer()
 			/* write the record, release-store its commit word */
 			sent++;
 			atomic { p_sb = true; p_sbv = sent };
+#ifdef LIGHT_RING
+			/* fence-free: relaxed load of armed, exchange if set */
+			RING_CHECK(p_flush, rx_armed, rx_sem)
+#else
 			RING(p_flush, rx_armed, rx_sem)
+#endif
 		:: else ->
-			WAIT(p_flush, tx_armed, tx_sem,
+			WAIT(NO_BACKSTOP_HERE, p_flush, tx_armed, tx_sem,
 			     (sent - head_mem < CAP),
 			     (sent - head_mem >= CAP))
 		fi
@@ -185,7 +219,7 @@ active proctype consumer()
 			atomic { c_sb = true; c_sbv = taken };
 			RING(c_flush, tx_armed, tx_sem)
 		:: else ->
-			WAIT(c_flush, rx_armed, rx_sem,
+			WAIT(RX_BACKSTOP, c_flush, rx_armed, rx_sem,
 			     (tail_mem > taken),
 			     (tail_mem == taken))
 		fi
