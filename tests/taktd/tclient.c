@@ -586,15 +586,16 @@ void td_finish(void)
 {
 	for (unsigned i = 0; i < nstarted; i++) {
 		struct td *t = started[i];
+		int st = 0;
 		if (t->pid > 0) {
 			/* A clean stop: the sanitizers' exit checks (leaks) run. */
 			td_signal(t, SIGTERM);
-			int st = td_wait(t, 30000);
-			cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "taktd on SIGTERM: %s",
-				  tt_status_str(st));
+			st = td_wait(t, 30000);
 		}
-		if (t->dir[0])
-			cr_assert_eq(san_reports(t->dir), 0, "taktd had sanitizer reports (above)");
+		int reports = t->dir[0] ? san_reports(t->dir) : 0;
+		cr_assert_eq(reports, 0, "taktd had sanitizer reports (above)");
+		cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "taktd on SIGTERM: %s",
+			  tt_status_str(st));
 	}
 }
 
@@ -608,6 +609,8 @@ void td_cleanup(void)
 			t->pid = 0;
 		}
 		if (t->dir[0]) {
+			/* After a failed test: show why taktd may have died. */
+			san_reports(t->dir);
 			char cmd[128];
 			snprintf(cmd, sizeof(cmd), "rm -rf '%s'", t->dir);
 			if (system(cmd) != 0)
