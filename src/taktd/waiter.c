@@ -116,6 +116,12 @@ void waiter_stop(struct waiter *w)
 	if (!w->running)
 		return;
 	atomic_store(&w->stop, 1);
+	/* The thread sleeps on `arm`, and FUTEX_WAIT sleeps only while the
+	 * word still holds 0: a wake-up without changing the word is lost if
+	 * the thread has checked `stop` but not yet entered the kernel (then
+	 * pthread_join below never returns).  Set the word, then wake; the
+	 * thread, seeing arm set, checks `stop` before it waits on the ring. */
+	atomic_store(&w->arm, 1);
 	futex_wake(&w->arm);
 	if (w->kind == W_CONSUMER)
 		takt_consumer_interrupt(w->cons);

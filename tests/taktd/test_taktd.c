@@ -3,7 +3,10 @@
  * test_taktd.c - taktd end to end: a real taktd (the built binary) per test,
  * a client written from docs/PROTOCOL.md, on both event loop backends.
  * Every test exists twice: suite "io_uring" (skipped, saying so, where
- * io_uring is unavailable) and suite "epoll".
+ * io_uring is unavailable) and suite "epoll".  Suite "fallback" starts
+ * taktd without --backend, through no_uring.c where io_uring must look
+ * unavailable.  A passing test ends with td_finish: taktd must stop cleanly
+ * on SIGTERM and no sanitizer may have reported anything in it.
  */
 #define _GNU_SOURCE
 
@@ -432,6 +435,38 @@ TD_TEST(fatal_record_errors_carry_errno)
 	takt_consumer_close(cons);
 }
 
+/* ATTACH and DETACH of a channel's only consumer in one send, many times:
+ * each creates a consumer bridge and its waiter thread and stops it again
+ * at once, while the thread is still starting (waiter.c: a stop must not
+ * be lost between the thread's last look and its sleep). */
+TD_TEST(consumer_attach_detach_churn)
+{
+	td_start(&T, backend, NULL);
+	const char *name = tt_name();
+	tt_create(name, 1 << 16, 1, 64);
+	struct tc c;
+	ready_client(&c);
+	size_t nl = strlen(name);
+	const unsigned rounds = 1500;
+	for (unsigned k = 0; k < rounds; k++) {
+		/* the connection's channel ids count up from 1: this one is k + 1 */
+		uint8_t b[16 + 32 + 256 + 16];
+		frame_bytes(b, (uint32_t)(16 + 32 + nl), T_ATTACH, 0, 0, 2 * k);
+		memset(b + 16, 0, 32);
+		le16(b + 16, ROLE_CONSUME);
+		le16(b + 16 + 30, (uint16_t)nl);
+		memcpy(b + 48, name, nl);
+		frame_bytes(b + 48 + nl, 16, T_DETACH, 0, k + 1, 2 * k + 1);
+		cr_assert_eq(tc_send(&c, b, 48 + nl + 16), 0);
+		struct tc_frame f;
+		tc_expect(&c, T_ATTACHED, &f);
+		cr_assert_eq(f.chan, k + 1);
+		tc_expect(&c, T_DETACHED, &f);
+		cr_assert_eq(f.arg, 2 * k + 1, "round %u", k);
+	}
+	tc_close(&c);
+}
+
 /* ---- lifecycle ------------------------------------------------------------ */
 
 TD_TEST(single_instance_and_stale_socket)
@@ -672,6 +707,7 @@ Test(fallback, io_uring_eperm_picks_epoll)
  * io_uring_enter) is found out at start, not at the first wait. */
 Test(fallback, io_uring_enter_filtered_picks_epoll)
 {
+	td_require_backend("io_uring"); /* the ring must be possible to set up */
 	start_without_uring("ENTER");
 	check_fell_back(strerror(ENOSYS));
 	exchange_records();
