@@ -1021,7 +1021,10 @@ static int loop_wait(struct server *s, struct loop_event *ev, int max, int timeo
 			int n = l->ops->peek(l, ev, max);
 			if (n != 0)
 				return n;
-			if (pump_all(s, false) | poll_room(s)) {
+			/* both, every round (not short-circuited) */
+			bool any = pump_all(s, false);
+			any |= poll_room(s);
+			if (any) {
 				*took = true;
 				return 0;
 			}
