@@ -243,6 +243,11 @@ static int do_echo(const char *in, const char *out, uint64_t count)
 		takt_consumer_close(c);
 		return 1;
 	}
+	/* PEER_C_SPIN_US: the echo's spin budget before it parks (takt's
+	 * default otherwise); bench_peers.py sets it for the latency run. */
+	const char *spin = getenv("PEER_C_SPIN_US");
+	if (spin)
+		takt_consumer_set_spin_ns(c, (uint32_t)strtoul(spin, NULL, 10) * 1000u);
 	printf("ready\n");
 	fflush(stdout);
 	size_t cap = 1u << 20;

@@ -3,7 +3,9 @@
  * bench_taktd.c - what taktd costs (not a test; numbers go to
  * docs/BENCHMARKS.md by hand).
  *
- *   bench_taktd [records]     (taktd binary: TAKTD_BIN, --backend from TAKTD_BACKEND)
+ *   bench_taktd [records]     (taktd binary: TAKTD_BIN, --backend from TAKTD_BACKEND,
+ *                              --spin-us from TAKTD_SPIN_US, default 50; the C echo's
+ *                              spin budget from ECHO_SPIN_US, default takt's)
  *
  * 1. Round trip of a 64-byte record: client -> taktd -> channel A -> C echo
  *    process -> channel B -> taktd -> client, against a raw Unix-socket echo
@@ -166,8 +168,9 @@ int main(int argc, char **argv)
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		char fds[16];
 		snprintf(fds, sizeof(fds), "%d", pfd[1]);
+		const char *spin = getenv("TAKTD_SPIN_US"); /* taktd's --spin-us, for experiments */
 		execl(bin, "taktd", "--socket", sock, "--backend", backend, "--log-level", "warn",
-		      "--ready-fd", fds, (char *)NULL);
+		      "--ready-fd", fds, "--spin-us", spin ? spin : "50", (char *)NULL);
 		_exit(127);
 	}
 	close(pfd[1]);
@@ -183,6 +186,12 @@ int main(int argc, char **argv)
 		takt_producer *p;
 		if (takt_consumer_open(a, &c) < 0 || takt_producer_open(b, &p) < 0)
 			_exit(1);
+		/* ECHO_SPIN_US: the echo's spin budget before it parks (takt's
+		 * default otherwise: 20 us, shorter than a round trip here, so
+		 * the echo parks and is woken for every record). */
+		const char *spin = getenv("ECHO_SPIN_US");
+		if (spin)
+			takt_consumer_set_spin_ns(c, (uint32_t)strtoul(spin, NULL, 10) * 1000u);
 		uint8_t buf[1024];
 		struct takt_msg m;
 		for (;;) {

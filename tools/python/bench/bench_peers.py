@@ -6,7 +6,8 @@
  2. the same from one Java producer (tools/java/bench/JavaBench.java), if --java-jar;
  3. round trip Python -> taktd -> C echo -> taktd -> Python, one 64-byte record at a
     time, against a raw Python Unix-socket echo (a Python echo process) measured
-    in the same run.
+    in the same run; the C echo once with takt's default spin budget and once
+    spinning 200 us before it parks (PEER_C_SPIN_US).
 
     python3 tools/python/bench/bench_peers.py --taktd build/src/taktd/taktd \
         --peer-c build/tests/peers/peer_c [--java-jar build/tools/java/takt-peer.jar]
@@ -98,12 +99,16 @@ def pct(xs, q):
     return xs[min(len(xs) - 1, int(q * len(xs)))]
 
 
-def rt_taktd(sock, peer_c, n, size):
+def rt_taktd(sock, peer_c, n, size, echo_spin_us=None):
     a, b = "bench-rta-%d" % os.getpid(), "bench-rtb-%d" % os.getpid()
     run([peer_c, "create", a, 1 << 16, 1024])
     run([peer_c, "create", b, 1 << 16, 1024])
     try:
-        echo = subprocess.Popen([str(x) for x in (peer_c, "echo", a, b, n + 200)], stdout=subprocess.PIPE, text=True)
+        env = dict(os.environ)
+        if echo_spin_us is not None:
+            env["PEER_C_SPIN_US"] = str(echo_spin_us)
+        echo = subprocess.Popen([str(x) for x in (peer_c, "echo", a, b, n + 200)], stdout=subprocess.PIPE,
+                                text=True, env=env)
         assert echo.stdout.readline().strip() == "ready"
         data = b"x" * size
         lat = []
@@ -178,16 +183,25 @@ def main():
             jv = max(stream_java(sock, a.peer_c, a.java_jar, a.count, a.size) for _ in range(a.repeat))
             print("  java producer:   %10.0f records/s   (%s)" % jv)
         print("round trip of one %d-byte record, %d times (after 200 warm-up):" % (a.size, a.round_trips))
+        # The C echo twice: with takt's default spin (20 us: it parks between
+        # round trips longer than that, so every record costs it a wake-up)
+        # and spinning 200 us first (a latency-tuned peer).  The raw echo
+        # before, between and after, so a drift of the machine shows.
         raw = rt_raw(d, a.round_trips, a.size)
         tk = rt_taktd(sock, a.peer_c, a.round_trips, a.size)
-        raw2 = rt_raw(d, a.round_trips, a.size)
-        raw += raw2
-        for label, lat in (("raw python unix echo", raw), ("python->taktd->C->taktd->python", tk)):
+        raw += rt_raw(d, a.round_trips, a.size)
+        tk_spin = rt_taktd(sock, a.peer_c, a.round_trips, a.size, echo_spin_us=200)
+        raw += rt_raw(d, a.round_trips, a.size)
+        rows = (("raw python unix echo", raw),
+                ("python->taktd->C->taktd->python", tk),
+                ("  the same, C echo spins 200 us", tk_spin))
+        for label, lat in rows:
             print("  %-34s p50 %7.1f us  p90 %7.1f us  p99 %7.1f us  mean %7.1f us"
                   % (label, pct(lat, .5) * 1e6, pct(lat, .9) * 1e6, pct(lat, .99) * 1e6,
                      statistics.mean(lat) * 1e6))
-        print("  ratio taktd/raw: p50 %.2fx  mean %.2fx"
-              % (pct(tk, .5) / pct(raw, .5), statistics.mean(tk) / statistics.mean(raw)))
+        for label, lat in rows[1:]:
+            print("  ratio %-32s / raw: p50 %.2fx  mean %.2fx"
+                  % (label.strip(), pct(lat, .5) / pct(raw, .5), statistics.mean(lat) / statistics.mean(raw)))
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(15)
