@@ -407,8 +407,12 @@ static int child_main(struct run *r, const struct bench_mech *m, const struct be
 	if (r->o->mlock)
 		mlockall(MCL_CURRENT | MCL_FUTURE);
 	if (r->o->pin) {
-		/* several producers: the first on cpu[1], the others alternate */
-		int cpu = r->index % 2 == 0 ? r->o->cpu[1] : r->o->cpu[0];
+		/* Every peer on cpu[1], several producers too: they then share
+		 * the CPU that one SPSC producer has to itself, and the consumer
+		 * keeps cpu[0] alone, so an MPSC run compares with the SPSC run
+		 * on equal CPU time (on two CPUs, spreading producers over the
+		 * consumer's CPU would measure the consumer losing its CPU). */
+		int cpu = r->o->cpu[1];
 		int e = bench_pin(cpu);
 		if (e < 0) {
 			fail(r, e, "cannot pin to CPU %d: %s", cpu, strerror(-e));

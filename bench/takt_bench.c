@@ -227,7 +227,7 @@ static void usage(FILE *f)
 		"                       both sides park between messages)\n"
 		"  --only LIST          only these mechanisms (names as in `list`)\n"
 		"  --skip LIST          all but these\n"
-		"  --cpu A,B            pin the parent (ping, consumer) to A, the peer to B\n"
+		"  --cpu A,B            pin the parent (ping, consumer) to A, the peer(s) to B\n"
 		"  --fifo PRIO          SCHED_FIFO at PRIO in every process (when permitted)\n"
 		"  --mlock              mlockall in every process (when permitted)\n"
 		"  --timer clock|tsc    clock_gettime(CLOCK_MONOTONIC) (default) or rdtscp\n"
