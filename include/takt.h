@@ -143,6 +143,16 @@ typedef struct takt_channel takt_channel;
 
 enum takt_open_flags {
 	TAKT_OPEN_RDONLY = 1u << 0, /**< inspection only: no endpoint can attach */
+	/**
+	 * Producers attached through this mapping publish with the fenced
+	 * doorbell and do not register the process for membarrier (by default
+	 * a producer skips that fence and relies on the waiters' barrier, an
+	 * inter-processor interrupt to the CPUs running registered processes
+	 * when a waiter has been parked 2 ms: docs/WAITING.md).  For a cyclic
+	 * task that must not take such an interrupt; registration is per
+	 * process, so every producer of the process must be attached this way.
+	 */
+	TAKT_OPEN_FENCED = 1u << 1,
 };
 
 /**

@@ -7,7 +7,7 @@
 
 int takt_channel_open(const char *name, unsigned flags, takt_channel **out)
 {
-	if (!out || (flags & ~(unsigned)TAKT_OPEN_RDONLY))
+	if (!out || (flags & ~(unsigned)(TAKT_OPEN_RDONLY | TAKT_OPEN_FENCED)))
 		return -EINVAL;
 	takt_channel *ch = calloc(1, sizeof *ch);
 	if (!ch)

@@ -61,8 +61,9 @@ int takt_producer_attach(takt_channel *ch, takt_producer **out)
 		goto fail_slot;
 	p->wake_consumer.word = &ch->consumer->rx_doorbell;
 	/* Fence-free publishing if the waiters' heavy barrier reaches us;
-	 * otherwise the fenced doorbell (internal.h). */
-	p->light_ring = takt_membarrier_register() == 0;
+	 * otherwise (or when the mapping asks for it) the fenced doorbell
+	 * (internal.h). */
+	p->light_ring = !(ch->flags & TAKT_OPEN_FENCED) && takt_membarrier_register() == 0;
 	takt_tx_sem_name(sem_name, ch->name, lane);
 	rc = takt_sem_open(sem_name, &p->space.sem);
 	if (rc < 0)

@@ -23,7 +23,7 @@
 
 #include "internal.h" /* struct takt_channel, takt_lane_ctrl */
 
-#define TB_MAX_NAMES 16
+#define TB_MAX_NAMES 32
 
 static char names[TB_MAX_NAMES][TAKT_NAME_MAX + 1];
 static unsigned n_names;

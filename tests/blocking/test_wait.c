@@ -351,17 +351,29 @@ static void expect_child_ok(pid_t pid, struct tb_report *rep, const char *what)
 		  rep->set ? rep->msg : "");
 }
 
-/* A consumer parked in another process is woken by each way of publishing. */
+/* A consumer parked in another process is woken by each way of publishing,
+ * from a producer with the fence-free doorbell (the default where
+ * membarrier works) and from one attached through a TAKT_OPEN_FENCED
+ * mapping. */
 Test(wait, parked_consumer_woken_by_every_publish)
 {
 	struct tb_report *rep = tb_shared(sizeof *rep);
 	struct waiter_arg *a = tb_shared(sizeof *a);
+	for (int fenced = 0; fenced < 2; fenced++)
 	for (int how = 0; how < 3; how++) {
 		for (int mode = 0; mode < PUB_MODES; mode++) {
 			const char *name = tb_name("wakec");
 			tb_create(name, 1024, 1, 256);
 			takt_producer *p;
-			int rc = takt_producer_open(name, &p);
+			takt_channel *ch = NULL;
+			int rc;
+			if (fenced) {
+				rc = takt_channel_open(name, TAKT_OPEN_FENCED, &ch);
+				cr_assert_eq(rc, 0, "channel_open(FENCED): %s", takt_strerror(rc));
+				rc = takt_producer_attach(ch, &p);
+			} else {
+				rc = takt_producer_open(name, &p);
+			}
 			cr_assert_eq(rc, 0);
 			memset(a, 0, sizeof *a);
 			a->name = name;
@@ -373,9 +385,12 @@ Test(wait, parked_consumer_woken_by_every_publish)
 			/* stream 7, seq = lane 0 */
 			publish(p, (enum pub_mode)mode, 7, 0);
 			char what[64];
-			snprintf(what, sizeof what, "recv mode %d woken by %s", how, pub_names[mode]);
+			snprintf(what, sizeof what, "recv mode %d woken by %s%s", how, pub_names[mode],
+				 fenced ? " (fenced)" : "");
 			expect_child_ok(pid, rep, what);
 			takt_producer_close(p);
+			if (ch)
+				cr_assert_eq(takt_channel_close(ch), 0);
 			tb_remove(name);
 		}
 	}
