@@ -4,7 +4,7 @@
  * docs/BENCHMARKS.md by hand).
  *
  *   bench_taktd [records]     (taktd binary: TAKTD_BIN, --backend from TAKTD_BACKEND,
- *                              --spin-us from TAKTD_SPIN_US, default 50; the C echo's
+ *                              --spin-us from TAKTD_SPIN_US, default taktd's; the C echo's
  *                              spin budget from ECHO_SPIN_US, default takt's)
  *
  * 1. Round trip of a 64-byte record: client -> taktd -> channel A -> C echo
@@ -168,9 +168,10 @@ int main(int argc, char **argv)
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		char fds[16];
 		snprintf(fds, sizeof(fds), "%d", pfd[1]);
-		const char *spin = getenv("TAKTD_SPIN_US"); /* taktd's --spin-us, for experiments */
+		/* TAKTD_SPIN_US: taktd's --spin-us, for experiments (else taktd's default) */
+		const char *spin = getenv("TAKTD_SPIN_US");
 		execl(bin, "taktd", "--socket", sock, "--backend", backend, "--log-level", "warn",
-		      "--ready-fd", fds, "--spin-us", spin ? spin : "50", (char *)NULL);
+		      "--ready-fd", fds, spin ? "--spin-us" : (char *)NULL, spin, (char *)NULL);
 		_exit(127);
 	}
 	close(pfd[1]);

@@ -349,12 +349,10 @@ static char **taktd_env(const struct td *t)
 	return env;
 }
 
-static void launch(struct td *t, va_list ap)
+/* The wrapper (if any), taktd, its socket and its backend: what every start
+ * of taktd passes.  Fills argv from 0 (at most 8 entries); returns the count. */
+static int base_argv(const struct td *t, const char **argv)
 {
-	int pfd[2];
-	cr_assert_eq(pipe2(pfd, O_CLOEXEC), 0);
-	const char *argv[40];
-	char fdstr[16];
 	int n = 0;
 	for (int i = 0; i < 3 && t->wrap[i]; i++)
 		argv[n++] = t->wrap[i];
@@ -366,6 +364,16 @@ static void launch(struct td *t, va_list ap)
 		argv[n++] = "--backend";
 		argv[n++] = t->backend;
 	}
+	return n;
+}
+
+static void launch(struct td *t, va_list ap)
+{
+	int pfd[2];
+	cr_assert_eq(pipe2(pfd, O_CLOEXEC), 0);
+	const char *argv[40];
+	char fdstr[16];
+	int n = base_argv(t, argv);
 	argv[n++] = "--log-level";
 	argv[n++] = getenv("TAKTD_TEST_LOG") ? getenv("TAKTD_TEST_LOG") : "warn";
 	argv[n++] = "--ready-fd";
@@ -449,16 +457,7 @@ int td_run_fail(struct td *t, int timeout_ms)
 		int null = open(t->log[0] ? t->log : "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0644);
 		dup2(null, 2);
 		const char *argv[12];
-		int n = 0;
-		for (int i = 0; i < 3 && t->wrap[i]; i++)
-			argv[n++] = t->wrap[i];
-		argv[n++] = t->wrap[0] ? TAKTD_BIN : "taktd";
-		argv[n++] = "--socket";
-		argv[n++] = t->sock;
-		if (t->backend[0]) {
-			argv[n++] = "--backend";
-			argv[n++] = t->backend;
-		}
+		int n = base_argv(t, argv);
 		argv[n] = NULL;
 		execve(t->wrap[0] ? t->wrap[0] : TAKTD_BIN, (char *const *)argv, env);
 		_exit(127);

@@ -145,15 +145,20 @@ class Taktd:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def peer(*args, wait_ready=False):
-    """Start peer_c; with wait_ready, return once it printed 'ready'."""
-    p = subprocess.Popen([PEER_C] + [str(a) for a in args], stdout=subprocess.PIPE, text=True)
+def _start_native(binary, label, args, wait_ready):
+    """Start a native peer; with wait_ready, return once it printed 'ready'."""
+    p = subprocess.Popen([binary] + [str(a) for a in args], stdout=subprocess.PIPE, text=True)
     if wait_ready:
         line = p.stdout.readline()
         if line.strip() != "ready":
             out = line + p.communicate(timeout=30)[0]
-            raise RuntimeError("peer_c did not start: " + out)
+            raise RuntimeError("%s did not start: %s" % (label, out))
     return p
+
+
+def peer(*args, wait_ready=False):
+    """Start peer_c; with wait_ready, return once it printed 'ready'."""
+    return _start_native(PEER_C, "peer_c", args, wait_ready)
 
 
 def finish(p, timeout=120):
@@ -195,13 +200,7 @@ def check_image(data):
 
 def state_peer(*args, wait_ready=False):
     """Start state_c; with wait_ready, return once it printed 'ready'."""
-    p = subprocess.Popen([STATE_C] + [str(a) for a in args], stdout=subprocess.PIPE, text=True)
-    if wait_ready:
-        line = p.stdout.readline()
-        if line.strip() != "ready":
-            out = line + p.communicate(timeout=30)[0]
-            raise RuntimeError("state_c did not start: " + out)
-    return p
+    return _start_native(STATE_C, "state_c", args, wait_ready)
 
 
 def create_state(name, image_size=256, mode="666"):

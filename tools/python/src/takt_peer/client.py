@@ -54,6 +54,25 @@ def _deadline(timeout):
     return time.monotonic() + max(0.0, timeout)
 
 
+def _await_queued(client, att, ready, is_closed, timeout, closed_msg, timeout_msg):
+    """Return once ``att.queue`` holds something: wait (Timeout at the
+    deadline), and raise Closed when the attachment closed with nothing
+    queued.  An error while waiting is raised only if nothing arrived."""
+    if att.queue:
+        return
+    if is_closed():
+        raise errors.Closed(closed_msg)
+    try:
+        client._wait_for(ready, _deadline(timeout), timeout_msg)
+    except errors.Timeout:
+        raise
+    except errors.TaktError:
+        if not att.queue:
+            raise
+    if not att.queue:
+        raise errors.Closed(closed_msg)
+
+
 def _remaining(deadline):
     if deadline is None:
         return None
@@ -962,20 +981,10 @@ class Consumer(_Endpoint):
         return bool(att.queue) or att.detached
 
     def _fetch(self, timeout):
-        att, cl = self._att, self._client
-        if not att.queue:
-            if att.detached:
-                raise errors.Closed("consumer of %r is closed" % att.name)
-            try:
-                cl._wait_for(self._ready, _deadline(timeout),
-                             "no record from %r within %s s" % (att.name, timeout))
-            except errors.Timeout:
-                raise
-            except errors.TaktError:
-                if not att.queue:
-                    raise
-            if not att.queue:
-                raise errors.Closed("consumer of %r is closed" % att.name)
+        att = self._att
+        _await_queued(self._client, att, self._ready, lambda: att.detached, timeout,
+                      "consumer of %r is closed" % att.name,
+                      "no record from %r within %s s" % (att.name, timeout))
 
     def recv(self, timeout=None):
         """The next record; waits up to ``timeout`` seconds (None: forever)
@@ -1168,20 +1177,10 @@ class StateSubscription:
         return bool(att.queue) or self.closed or not att.subscribed
 
     def _fetch(self, timeout):
-        att, cl = self._att, self._client
-        if not att.queue:
-            if self.closed:
-                raise errors.Closed("subscription to %r is closed" % att.name)
-            try:
-                cl._wait_for(self._ready, _deadline(timeout),
-                             "no update of %r within %s s" % (att.name, timeout))
-            except errors.Timeout:
-                raise
-            except errors.TaktError:
-                if not att.queue:
-                    raise
-            if not att.queue:
-                raise errors.Closed("subscription to %r is closed" % att.name)
+        att = self._att
+        _await_queued(self._client, att, self._ready, lambda: self.closed, timeout,
+                      "subscription to %r is closed" % att.name,
+                      "no update of %r within %s s" % (att.name, timeout))
 
     def wait(self, count=1, timeout=None):
         """Wait until at least ``count`` updates are pending (received, not
