@@ -251,6 +251,9 @@ struct takt_seg_state_slot {
 };
 
 #define TAKT_STATE_MIDDLE_MASK 3ull
+/* writer_slot / reader_slot while their owner exchanges: its slot before the
+ * exchange with this bit set (docs/FORMAT.md, "State channels"). */
+#define TAKT_STATE_SLOT_MOVING 0x10u
 #define TAKT_STATE_NEW 4ull
 #define TAKT_SEG_STATE_SIZE (3u * TAKT_BLOCK)
 #define TAKT_STATE_SLOT_HEADER ((uint64_t)TAKT_BLOCK)

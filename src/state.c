@@ -26,13 +26,20 @@
  *
  * RECOVERY
  * The indices the writer and reader own are private, but each also stores
- * its index in its own block right after every exchange.  An opener
- * (holding the recovery lock byte, so two openers never race) takes the
- * slot that is neither the middle nor the other side's stored index.  The
- * stored index is stale only in the instant between the other side's
- * exchange and its store, where it equals the middle: if the other side is
- * alive the opener waits for the store (bounded), if it is dead any
- * non-middle slot is free.
+ * its index in its own block: before every exchange it marks the stored
+ * index MOVING (release-ordered before the exchange by the exchange
+ * itself), after it stores the slot it got.  An opener (holding the
+ * recovery lock byte, so two openers never race) takes the slot that is
+ * neither the middle nor the other side's stored index.  A stored index
+ * without MOVING is the other side's slot at the time it is read: if the
+ * middle read before it had changed since, the other side exchanged in
+ * between and its index equals the middle now or was MOVING.  (Without the
+ * mark a stored index could stay stale across the *peer's* exchanges: the
+ * writer preempted between its exchange and its store while the reader
+ * takes the slot the stale index names, dies, and a new reader takes the
+ * writer's slot.)  MOVING, or an index equal to the middle: if the other
+ * side is alive the opener waits (bounded), if it is dead any non-middle
+ * slot is free.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -143,9 +150,12 @@ static int recover_slot(struct state_view *v, takt_a32 *other_idx, unsigned othe
 		unsigned m = (unsigned)(atomic_load_explicit(&v->st->middle, memory_order_acquire) &
 					TAKT_STATE_MIDDLE_MASK);
 		unsigned o = atomic_load_explicit(other_idx, memory_order_acquire);
+		bool moving = o & TAKT_STATE_SLOT_MOVING;
+		if (moving)
+			o &= ~TAKT_STATE_SLOT_MOVING;
 		if (m > 2 || o > 2)
 			return -EBADMSG;
-		if (o != m) {
+		if (o != m && !moving) {
 			*out = 3 - m - o;
 			return 0;
 		}
@@ -345,6 +355,9 @@ int takt_state_publish(takt_state_writer *w, size_t len)
 	atomic_store_explicit(&h->generation, w->generation + 1, memory_order_relaxed);
 	atomic_store_explicit(&h->written_ns, now, memory_order_relaxed);
 	atomic_store_explicit(&h->len, (uint32_t)len, memory_order_relaxed);
+	/* relaxed: the exchange's release orders it before the exchange (RECOVERY) */
+	atomic_store_explicit(&v->st->writer_slot, v->slot | TAKT_STATE_SLOT_MOVING,
+			      memory_order_relaxed);
 	TAKT_FAULT_POINT(20);
 	/* acq_rel: see MEMORY ORDERS above */
 	uint64_t old = atomic_exchange_explicit(&v->st->middle, v->slot | TAKT_STATE_NEW,
@@ -408,6 +421,9 @@ static int take_newest(takt_state_reader *r, struct takt_state_info *info, size_
 		return -EBADMSG;
 	}
 	if ((word & TAKT_STATE_NEW) || (r->sync && middle_is_newer(v, word))) {
+		/* relaxed: ordered before the exchange by its release (RECOVERY) */
+		atomic_store_explicit(&v->st->reader_slot, v->slot | TAKT_STATE_SLOT_MOVING,
+				      memory_order_relaxed);
 		/* acq_rel: see MEMORY ORDERS above */
 		uint64_t old = atomic_exchange_explicit(&v->st->middle, v->slot, memory_order_acq_rel);
 		unsigned got = (unsigned)(old & TAKT_STATE_MIDDLE_MASK);
