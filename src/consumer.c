@@ -377,6 +377,12 @@ bool takt_consumer_has_record_shared(takt_consumer *c)
 		if (atomic_load_explicit(&rx->ctrl->broken, memory_order_relaxed))
 			return true; /* let the owner's receive report it */
 		uint64_t head = atomic_load_explicit(&rx->ctrl->head, memory_order_acquire);
+		/* Only the owner stores this head, always 8-aligned; anything
+		 * else is a scribble.  An aligned index is at most capacity - 8,
+		 * so the commit word read below stays inside the data area (the
+		 * last lane's can end exactly where the mapping ends). */
+		if (TAKT_UNLIKELY(head & (TAKT_REC_ALIGN - 1)))
+			continue;
 		struct takt_rec_header *hdr = takt_rec_at(rx->data, rx->mask, head);
 		uint64_t word = atomic_load_explicit(&hdr->commit, memory_order_acquire);
 		if ((word | TAKT_PADDING_BIT) == takt_pad_word(head))

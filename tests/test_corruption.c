@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 TT_SUITE(corruption);
 
@@ -750,4 +751,54 @@ Test(corruption, scribbler)
 		live_close(&l);
 	cr_log_info("scribbler: %u channels, %u broken, %u records delivered", channels, broken, delivered);
 	cr_assert_gt(broken, 10, "the scribbler never broke a lane: the test is not testing");
+}
+
+/*
+ * takt_wait_readable may run on another thread than the consumer's owner,
+ * so it reads the lanes' published heads from the segment.  With 9 lanes
+ * of 4 KiB the last lane's data area ends exactly at the end of the
+ * mapping: a head of capacity - 1 there would make an 8-byte read cross it.
+ * Hostile heads in every lane must give an answer, not a fault.
+ */
+Test(corruption, wait_readable_with_hostile_heads)
+{
+	const uint64_t cap = 4096;
+	const uint32_t lanes = 9;
+	const char *name = tt_name();
+	tt_create(name, cap, lanes, MAXREC);
+	struct tt_raw raw;
+	tt_raw_map(name, &raw);
+	cr_assert_eq((uint64_t)(raw_data(&raw, lanes - 1, cap) + cap - raw.base), raw.size,
+		     "the last data area should end at the end of the mapping");
+	/* Make the consumer's mapping end at an inaccessible page: reserve
+	 * room for it (and for the small mappings an open makes) below a
+	 * PROT_NONE page, then free the room.  mmap fills the highest gap
+	 * that fits, so the mapping lands right under the guard; we check. */
+	const size_t page = 4096, room = raw.size + 16 * page;
+	uint8_t *res = mmap(NULL, room + page, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	cr_assert_neq(res, MAP_FAILED);
+	cr_assert_eq(munmap(res, room), 0);
+	takt_consumer *c = tt_consumer(name);
+	takt_producer *p = tt_producer(name);
+	cr_assert_eq(takt_try_send(p, 1, "x", 1), 0);
+	struct takt_msg m;
+	cr_assert_eq(takt_peek(c, &m), 1);
+	uint8_t *base = (uint8_t *)m.data - (raw_data(&raw, 0, cap) + TAKT_REC_HEADER - raw.base);
+	if (base + raw.size != res + room) /* an unusual allocator: the test still runs */
+		cr_log_warn("the consumer's mapping ends at %p, not at the guard %p",
+			    (void *)(base + raw.size), (void *)(res + room));
+	const uint64_t heads[] = {cap - 1, cap - 4, 2 * cap - 1, UINT64_MAX, 12345};
+	for (size_t i = 0; i < sizeof heads / sizeof heads[0]; i++) {
+		for (uint32_t k = 0; k < lanes; k++)
+			atomic_store(&raw_lane(&raw, k, cap)->head, heads[i]);
+		int rc = takt_wait_readable(c, TAKT_NO_WAIT);
+		cr_assert(rc == -ETIMEDOUT || rc == 0, "head %#llx: wait_readable = %d",
+			  (unsigned long long)heads[i], rc);
+	}
+	takt_producer_close(p);
+	takt_consumer_close(c);
+	munmap(res + room, page);
+	tt_raw_unmap(&raw);
+	cr_assert_eq(takt_unlink(name), 0);
+	tt_untrack(name);
 }
