@@ -3,6 +3,8 @@
  * takt-bench-core - the core figures of takt against the hardware, in one run:
  *
  *   1. round trip of one bouncing cache line between two processes (start)
+ *   1b. the same with one line per direction (the least two one-way
+ *      channels can cost; mech_cacheline.c says why it differs)
  *   2. round trip of a 64-byte record through takt (two SPSC channels)
  *   3. the same through a minimal fixed-slot ring (two rings), for reference
  *   4. streaming through takt, per record
@@ -10,7 +12,8 @@
  *   6. streaming through the minimal ring
  *   7. the cache-line round trip again (end): core placement may have changed
  *
- * and the ratios takt-RT-p50 / cacheline-RT-p50 and takt-stream / ring-stream.
+ * and the ratios takt-RT-p50 / cacheline-RT-p50 (the issue's target),
+ * takt-RT-p50 / line-pair-RT-p50 (reference) and takt-stream / ring-stream.
  * Only ratios measured within one run are meaningful on a VM whose vCPUs move.
  */
 #define _GNU_SOURCE
@@ -44,6 +47,7 @@ struct step {
 static struct step plan[] = {
 	{ .id = "null_rt", .label = "harness floor (no IPC)", .mech = "null", .kind = LAT },
 	{ .id = "cacheline_rt_start", .label = "cacheline (start)", .mech = "cacheline", .kind = LAT },
+	{ .id = "linepair_rt", .label = "line pair (one per way)", .mech = "linepair", .kind = LAT },
 	{ .id = "takt_rt", .label = "takt", .mech = "takt", .kind = LAT },
 	{ .id = "ring_rt", .label = "minimal ring", .mech = "ring", .kind = LAT },
 	{ .id = "takt_stream", .label = "takt", .mech = "takt", .kind = STREAM },
@@ -85,7 +89,7 @@ static void usage(FILE *f)
 		"  --batch N          records per batch call (default 32)\n"
 		"  --cpu A,B          pin the parent (ping, consumer) to A, the child to B\n"
 		"  --timer clock|tsc  clock_gettime(CLOCK_MONOTONIC) (default) or rdtscp\n"
-		"  --only LIST        run only these mechanisms (comma list: cacheline,takt,ring)\n"
+		"  --only LIST        run only these mechanisms (comma list: cacheline,linepair,takt,ring)\n"
 		"  --timeout S        give up on a test after S seconds (default 60)\n"
 		"  --json             write JSON to stdout (the table goes to stderr)\n"
 		"  --buckets          include histogram buckets in the JSON\n");
@@ -271,10 +275,11 @@ int main(int argc, char **argv)
 
 	/* Ratios.  The cache line is measured at the start and at the end of the
 	 * run; a ratio is shown against both (lo .. hi). */
-	struct lat_fig { int ok; double p50, m99; } fl = {0}, c0 = {0}, c1 = {0}, tk = {0}, rg = {0};
+	struct lat_fig { int ok; double p50, m99; } fl = {0}, c0 = {0}, c1 = {0}, lp = {0}, tk = {0},
+						       rg = {0};
 	struct { const char *id; struct lat_fig *f; } figs[] = {
 		{ "null_rt", &fl }, { "cacheline_rt_start", &c0 }, { "cacheline_rt_end", &c1 },
-		{ "takt_rt", &tk }, { "ring_rt", &rg },
+		{ "linepair_rt", &lp }, { "takt_rt", &tk }, { "ring_rt", &rg },
 	};
 	for (size_t i = 0; i < sizeof(figs) / sizeof(figs[0]); i++) {
 		struct step *st = find_step(figs[i].id);
@@ -317,6 +322,12 @@ int main(int argc, char **argv)
 				(tk.m99 - floor_m99) / (clo.m99 - floor_m99), floor_m99);
 		fprintf(tab, "  %-44s %+6.1f .. %+-6.1f ns per round trip\n", "takt RT p50 - cacheline RT p50",
 			tk.p50 - chi.p50, tk.p50 - clo.p50);
+	}
+	if (lp.ok && tk.ok) {
+		fprintf(tab, "  %-44s %6.3f          (reference: one line per way, no target)\n",
+			"takt RT p50 / line-pair RT p50", tk.p50 / lp.p50);
+		fprintf(tab, "  %-44s %6.3f          (reference, no target)\n",
+			"takt RT mean99 / line-pair RT mean99", tk.m99 / lp.m99);
 	}
 	if (clo.ok && rg.ok) {
 		fprintf(tab, "  %-44s %6.3f .. %-6.3f (reference, no target)\n",
@@ -391,6 +402,10 @@ int main(int argc, char **argv)
 		if (c1.ok && tk.ok && fl.ok)
 			JR("takt_rt_p50_net_over_cacheline_end",
 			   (tk.p50 - floor_p50) / (c1.p50 - floor_p50));
+		if (lp.ok && tk.ok)
+			JR("takt_rt_p50_over_linepair", tk.p50 / lp.p50);
+		if (lp.ok && tk.ok)
+			JR("takt_rt_mean99_over_linepair", tk.m99 / lp.m99);
 		if (c0.ok && rg.ok)
 			JR("ring_rt_p50_over_cacheline_start", rg.p50 / c0.p50);
 		if (c1.ok && rg.ok)

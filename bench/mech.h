@@ -99,6 +99,7 @@ struct bench_mech {
 /* The mechanisms of this build. */
 extern const struct bench_mech mech_null;      /* no IPC: the harness floor */
 extern const struct bench_mech mech_cacheline; /* one bouncing cache line: the hardware limit */
+extern const struct bench_mech mech_linepair;  /* one line per direction: the one-way-channel limit */
 extern const struct bench_mech mech_ring;      /* minimal fixed-slot SPSC ring */
 extern const struct bench_mech mech_takt;      /* takt SPSC queue channel(s) */
 extern const struct bench_mech mech_state;     /* takt state channels (latest value) */

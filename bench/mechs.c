@@ -8,6 +8,7 @@
 const struct bench_mech *const bench_mechs[] = {
 	&mech_null,
 	&mech_cacheline,
+	&mech_linepair,
 #ifndef BENCH_NO_TAKT
 	&mech_takt,
 	&mech_state,

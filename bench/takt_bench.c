@@ -526,19 +526,22 @@ static void cmd_compare(void)
 {
 	const struct bench_mech *cl = bench_mech_find("cacheline");
 	const struct bench_mech *nl = bench_mech_find("null");
+	const struct bench_mech *lp = bench_mech_find("linepair");
 	unsigned nm = 0;
 	for (size_t i = 0; bench_mechs[i]; i++)
-		nm += selected(bench_mechs[i]) && bench_mechs[i] != cl && bench_mechs[i] != nl;
-	step_total = 3 + nsizes * (unsigned)(mode_busy + mode_block) * (2 * nm + 1);
+		nm += selected(bench_mechs[i]) && bench_mechs[i] != cl && bench_mechs[i] != nl &&
+		      bench_mechs[i] != lp;
+	step_total = 4 + nsizes * (unsigned)(mode_busy + mode_block) * (2 * nm + 1);
 	lat_row_for(nl, 64, 0, "harness floor (no IPC)");
 	lat_row_for(cl, 64, 0, "cacheline (start)");
+	lat_row_for(lp, 64, 0, "line pair (one per way)");
 	for (unsigned k = 0; k < nsizes; k++) {
 		for (int b = 0; b < 2; b++) {
 			if ((b == 0 && !mode_busy) || (b == 1 && !mode_block))
 				continue;
 			for (size_t i = 0; bench_mechs[i]; i++) {
 				const struct bench_mech *m = bench_mechs[i];
-				if (m == cl || m == nl || !selected(m))
+				if (m == cl || m == nl || m == lp || !selected(m))
 					continue;
 				lat_row_for(m, sizes[k], b, NULL);
 			}
@@ -548,7 +551,7 @@ static void cmd_compare(void)
 				continue;
 			for (size_t i = 0; bench_mechs[i]; i++) {
 				const struct bench_mech *m = bench_mechs[i];
-				if (m == cl || m == nl || !selected(m))
+				if (m == cl || m == nl || m == lp || !selected(m))
 					continue;
 				stream_row_for(m, "stream", sizes[k], b, 1, 0, NULL);
 				if (strcmp(m->name, "takt") == 0 && b == 0 && batch > 1) {
@@ -705,6 +708,13 @@ static void fmt_ratio(char *b, size_t n, int has, double v)
 		snprintf(b, n, "%.2f", v);
 }
 
+/* The floor and the hardware limits share one table section. */
+static int is_limit(const char *mech)
+{
+	return strcmp(mech, "null") == 0 || strcmp(mech, "cacheline") == 0 ||
+	       strcmp(mech, "linepair") == 0;
+}
+
 static void table(FILE *f, enum cmd cmd)
 {
 	const struct row *prev = NULL;
@@ -714,14 +724,14 @@ static void table(FILE *f, enum cmd cmd)
 			     prev->size != r->size || strcmp(prev->mode, r->mode) != 0 ||
 			     prev->kind != r->kind;
 		if (r->kind == R_LAT && prev && prev->kind == R_LAT) {
-			int a = strcmp(prev->mech, "null") == 0 || strcmp(prev->mech, "cacheline") == 0;
-			int b = strcmp(r->mech, "null") == 0 || strcmp(r->mech, "cacheline") == 0;
+			int a = is_limit(prev->mech);
+			int b = is_limit(r->mech);
 			newsec |= a != b;
 		}
 		if (newsec) {
 			fprintf(f, "\n");
 			if (r->kind == R_LAT) {
-				if (strcmp(r->mech, "null") == 0 || strcmp(r->mech, "cacheline") == 0)
+				if (is_limit(r->mech))
 					fprintf(f, "== floor and hardware limit: round trip, busy-poll [ns] ==\n");
 				else
 					fprintf(f, "== round trip, %zu B, %s [ns]   (x takt, x limit: p50 / takt's p50,"

@@ -15,6 +15,9 @@
 #include "takt.h"
 #include "layout.h"
 
+/* The coherence unit the hot path plans around (x86-64, arm64). */
+#define TAKT_CACHE_LINE 64u
+
 #define TAKT_LIKELY(x) __builtin_expect(!!(x), 1)
 #define TAKT_UNLIKELY(x) __builtin_expect(!!(x), 0)
 

@@ -227,11 +227,41 @@ struct takt_lane_rx {
 	bool dirty;                  /* head moved since it was last published */
 	uint64_t head;               /* the truth: next position to read */
 	bool unfenced;               /* published without the doorbell's fence since the last fenced check */
+	uint32_t empty_polls;        /* polls that found nothing since the last record (capped) */
 	uint64_t records;
 	uint64_t bytes;
 };
 
 int takt_lane_rx_corrupt(struct takt_lane_rx *rx);
+
+/*
+ * While a lane stays empty, keep the line after the head's line in our
+ * cache.  The consumer polls the commit word in the head's line; a record
+ * of more than a few bytes continues into the next line, which the
+ * producer writes in the same publication.  Without this, the consumer
+ * learns of the record from the first line's miss and only then misses on
+ * the second: two transfers back to back.  Touching the second line on
+ * each empty poll makes the poll after the publication miss on both lines
+ * at once, so a 64-byte record costs about one transfer, like the bare
+ * cache line (docs/BENCHMARKS.md).  Only after 16 empty polls in a row
+ * (a ping-pong wait is 30-60 polls here): a consumer that has just caught
+ * up with a streaming producer would pull the line the producer is
+ * writing away from it, and cost it a transfer per record (4 measured
+ * slower streaming than 16).  A prefetch is a hint: no ordering, no fault, no effect on
+ * what we read; the address is inside the data area (private state only).
+ */
+#define TAKT_TOUCH_AFTER_POLLS 16u
+
+static inline void takt_lane_rx_touch_next(struct takt_lane_rx *rx, uint64_t idx)
+{
+	if (rx->empty_polls < TAKT_TOUCH_AFTER_POLLS) {
+		rx->empty_polls++;
+		return;
+	}
+	uint64_t next_line = (idx | (TAKT_CACHE_LINE - 1)) + 1;
+	if (TAKT_LIKELY(next_line < rx->capacity))
+		__builtin_prefetch(rx->data + next_line, 0, 3);
+}
 
 /*
  * Look at the next record without consuming it.  Returns 1 and its length,
@@ -266,8 +296,10 @@ static inline int takt_lane_rx_peek(struct takt_lane_rx *rx, uint32_t *len, uint
 			*payload = idx + TAKT_REC_HEADER;
 			return 1;
 		}
-		if (word != takt_pad_word(h))
+		if (word != takt_pad_word(h)) {
+			takt_lane_rx_touch_next(rx, idx);
 			return 0;
+		}
 		/* Padding at index 0 would fill a whole lap: never written. */
 		if (TAKT_UNLIKELY(idx == 0))
 			return takt_lane_rx_corrupt(rx);
@@ -281,6 +313,7 @@ static inline int takt_lane_rx_peek(struct takt_lane_rx *rx, uint32_t *len, uint
 static inline void takt_lane_rx_consume(struct takt_lane_rx *rx, uint32_t len)
 {
 	rx->head += takt_rec_size(len);
+	rx->empty_polls = 0;
 	rx->records++;
 	rx->bytes += len;
 	rx->dirty = true;
@@ -300,14 +333,18 @@ static inline void takt_lane_rx_publish(struct takt_lane_rx *rx)
 	TAKT_FAULT_POINT(TAKT_FP_RX_HEAD);
 }
 
-/* Is a record (or padding) committed at the head?  For waits; no side effects. */
-static inline bool takt_lane_rx_ready(const struct takt_lane_rx *rx)
+/* Is a record (or padding) committed at the head?  For waits; no side
+ * effect but the touch of the next line. */
+static inline bool takt_lane_rx_ready(struct takt_lane_rx *rx)
 {
 	if (rx->broken)
 		return false;
 	struct takt_rec_header *hdr = takt_rec_at(rx->data, rx->mask, rx->head);
 	uint64_t word = atomic_load_explicit(&hdr->commit, memory_order_acquire);
-	return (word | TAKT_PADDING_BIT) == takt_pad_word(rx->head);
+	bool ready = (word | TAKT_PADDING_BIT) == takt_pad_word(rx->head);
+	if (!ready)
+		takt_lane_rx_touch_next(rx, rx->head & rx->mask);
+	return ready;
 }
 
 #endif /* TAKT_LANE_H */

@@ -117,11 +117,15 @@ def load_list(bench):
             continue
         MECHS[parts[0]] = {k for k, v in zip(("busy", "block", "mpsc"), parts[2:5]) if v == "yes"}
     want = ["takt", "takt-state", "ring", "pipe", "fifo", "unix-stream", "unix-seqpacket",
-            "unix-dgram", "posix-mq", "sysv-mq", "eventfd", "sem", "futex", "tcp", "cacheline", "null"]
+            "unix-dgram", "posix-mq", "sysv-mq", "eventfd", "sem", "futex", "tcp", "cacheline", "linepair", "null"]
     check("list: every mechanism", all(w in MECHS for w in want),
           f"missing {[w for w in want if w not in MECHS]}")
     if "ck-ring" not in MECHS:
         print("  note: ck-ring not built (libck-dev missing): its rows are not tested")
+
+
+# The floor and the hardware limits: one row each, sequence numbers only.
+LIMITS = ("null", "cacheline", "linepair")
 
 
 def check_rows(tag, j, iterations, sizes, modes, producers=1):
@@ -138,7 +142,7 @@ def check_rows(tag, j, iterations, sizes, modes, producers=1):
         mech, mode, size = r["mechanism"], r["mode"], r["size"]
         kind = "lat" if r["section"] == "latency" else "stream"
         seen.add((mech, mode, size, kind, r["batch"]))
-        if mech in ("null", "cacheline"):
+        if mech in LIMITS:
             if r["status"] != "ok":
                 errors.append(f"{r['label']}: {r['status']} {r['reason']}")
             continue
@@ -217,7 +221,7 @@ def main():
         seen = check_rows("compare", j, 100, sizes, ["busy", "block"])
         want = set()
         for m in MECHS:
-            if m in ("null", "cacheline"):
+            if m in LIMITS:
                 continue
             for mode in ("busy", "block"):
                 for s in sizes:
@@ -227,8 +231,9 @@ def main():
             check("compare: a row for every mechanism, mode and size", want <= seen,
                   f"missing {sorted(want - seen)[:6]}")
         labels = [x["label"] for x in j["results"]]
-        check("compare: cache line at the start and at the end",
-              "cacheline (start)" in labels and "cacheline (end)" in labels, str(labels[:3]))
+        check("compare: cache line at the start and at the end, the line pair once",
+              "cacheline (start)" in labels and "cacheline (end)" in labels and
+              labels.count("line pair (one per way)") == 1, str(labels[:4]))
         names = [t["name"] for t in j["targets"]]
         check("compare: issue 9 ratio (state vs queue) present for every size and mode",
               sum("takt state RT" in n for n in names) == 2 * len(sizes), str(names))
@@ -256,7 +261,7 @@ def main():
              "--mode", "busy,block", "--json"] + TINY, env={"TAKT_BENCH_CORRUPT": "7"})
     try:
         jc = json.loads(r.stdout)
-        rows = [x for x in jc["results"] if x["mechanism"] not in ("null", "cacheline")
+        rows = [x for x in jc["results"] if x["mechanism"] not in LIMITS
                 and x["status"] != "n/a"]
         caught = [x for x in rows if x["status"] == "failed" and "checksum" in x["reason"]]
         check("verification: a damaged payload fails every ping-pong and stream",
