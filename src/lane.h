@@ -19,6 +19,9 @@
  *   4. store 0 into the commit word at `next`;
  *   5. store the tail (bookkeeping; nobody polls it);
  *   6. release-store the commit word at p: p | COMMIT (| PADDING).
+ * Steps 3-5 in any order before 6.  takt_try_send does 4 first and stores
+ * the payload from its end down, so every line of the record is written
+ * once, last line first (see takt_lane_rx_touch_next for why).
  * Several records (a batch, or padding + record) are written the same way,
  * every commit word but the first stored as it is written and the first
  * stored last with release: the consumer reads in order, so that one
@@ -87,7 +90,11 @@ static inline struct takt_rec_header *takt_rec_at(uint8_t *data, uint64_t mask, 
  * 16-byte (or 8-byte) moves, the last ones overlapping, beat a call into
  * libc: a 64-byte payload is four loads and four stores.  Every load
  * happens before any store, so it would even be right for overlapping
- * buffers; it never touches a byte outside [0, len) of either side.
+ * buffers; it never touches a byte outside [0, len) of either side.  The
+ * stores go from the end of the payload down, so that a record written
+ * into the ring finishes each cache line before it starts the one below:
+ * the consumer may pull a line it is about to read (takt_lane_rx_touch_next)
+ * and the producer should not need that line back.
  */
 static inline void takt_copy(void *dst, const void *src, size_t len)
 {
@@ -97,22 +104,23 @@ static inline void takt_copy(void *dst, const void *src, size_t len)
 		unsigned char a[16], b[16], c[16], e[16];
 		__builtin_memcpy(a, s, 16);
 		__builtin_memcpy(e, s + len - 16, 16);
+		/* stores from the end down: see above */
+		__builtin_memcpy(d + len - 16, e, 16);
 		if (len > 32) {
 			__builtin_memcpy(b, s + 16, 16);
 			__builtin_memcpy(c, s + len - 32, 16);
-			__builtin_memcpy(d + 16, b, 16);
 			__builtin_memcpy(d + len - 32, c, 16);
+			__builtin_memcpy(d + 16, b, 16);
 		}
 		__builtin_memcpy(d, a, 16);
-		__builtin_memcpy(d + len - 16, e, 16);
 		return;
 	}
 	if (len >= 8 && len < 16) {
 		uint64_t a, e;
 		__builtin_memcpy(&a, s, 8);
 		__builtin_memcpy(&e, s + len - 8, 8);
-		__builtin_memcpy(d, &a, 8);
 		__builtin_memcpy(d + len - 8, &e, 8);
+		__builtin_memcpy(d, &a, 8);
 		return;
 	}
 	memcpy(dst, src, len);
@@ -182,13 +190,21 @@ static inline uint64_t takt_rec_word(uint64_t pos)
  * end, store the tail, and release-store `first_word` at the old tail.
  * The records after the first have had their commit words stored already.
  */
-static inline void takt_lane_tx_publish(struct takt_lane_tx *tx, uint64_t end, uint64_t first_word,
-					uint64_t records, uint64_t bytes)
+/* Step 4 of the protocol on its own: zero the commit word at `end` (free
+ * space, by the headroom the room check kept). */
+static inline void takt_lane_tx_zero_next(struct takt_lane_tx *tx, uint64_t end)
 {
 	struct takt_rec_header *next = takt_rec_at(tx->data, tx->mask, end);
-	/* relaxed: ordered before the consumer's view by the release below. */
+	/* relaxed: ordered before the consumer's view by the commit's release. */
 	atomic_store_explicit(&next->commit, 0, memory_order_relaxed);
 	TAKT_FAULT_POINT(TAKT_FP_TX_ZERO_NEXT);
+}
+
+/* takt_lane_tx_publish after takt_lane_tx_zero_next(tx, end). */
+static inline void takt_lane_tx_publish_zeroed(struct takt_lane_tx *tx, uint64_t end,
+					       uint64_t first_word, uint64_t records,
+					       uint64_t bytes)
+{
 	struct takt_rec_header *first = takt_rec_at(tx->data, tx->mask, tx->tail);
 	tx->tail = end;
 	tx->records += records;
@@ -206,6 +222,13 @@ static inline void takt_lane_tx_publish(struct takt_lane_tx *tx, uint64_t end, u
 	 * other commit words of this publication (see the protocol above). */
 	atomic_store_explicit(&first->commit, first_word, memory_order_release);
 	TAKT_FAULT_POINT(TAKT_FP_TX_COMMITTED);
+}
+
+static inline void takt_lane_tx_publish(struct takt_lane_tx *tx, uint64_t end, uint64_t first_word,
+					uint64_t records, uint64_t bytes)
+{
+	takt_lane_tx_zero_next(tx, end);
+	takt_lane_tx_publish_zeroed(tx, end, first_word, records, bytes);
 }
 
 static inline void takt_lane_tx_count_full(struct takt_lane_tx *tx)

@@ -156,9 +156,9 @@ static inline int plan_one(takt_producer *p, size_t len, uint64_t *pos, uint64_t
 }
 
 /* Publish the record at pos (after pad bytes of padding) and wake a parked
- * consumer. */
+ * consumer.  `zeroed`: the commit word after the record was zeroed already. */
 static inline void publish_one(takt_producer *p, uint64_t pos, uint64_t pad, uint32_t len,
-			       uint32_t type)
+			       uint32_t type, bool zeroed)
 {
 	struct takt_lane_tx *tx = &p->tx;
 	takt_lane_tx_header(tx, pos, len, type);
@@ -171,7 +171,10 @@ static inline void publish_one(takt_producer *p, uint64_t pos, uint64_t pad, uin
 		TAKT_FAULT_POINT(TAKT_FP_TX_EARLY_COMMIT);
 		first = takt_pad_word(tx->tail);
 	}
-	takt_lane_tx_publish(tx, pos + takt_rec_size(len), first, 1, len);
+	if (zeroed)
+		takt_lane_tx_publish_zeroed(tx, pos + takt_rec_size(len), first, 1, len);
+	else
+		takt_lane_tx_publish(tx, pos + takt_rec_size(len), first, 1, len);
 	takt_producer_ring(p);
 	TAKT_FAULT_POINT(TAKT_FP_TX_RUNG);
 }
@@ -185,10 +188,16 @@ int takt_try_send(takt_producer *p, uint32_t type, const void *data, size_t len)
 	if (TAKT_UNLIKELY(rc < 0))
 		return rc;
 	p->reserved = false; /* a send replaces an uncommitted reservation */
+	/* The record's lines are written from its end down to its commit word,
+	 * each once: the next record's zeroed commit word, the payload (stored
+	 * from its end: takt_copy), the header, the commit.  A consumer that
+	 * pulls a line it will read (takt_lane_rx_touch_next) while we write
+	 * then never makes us fetch that line back. */
+	takt_lane_tx_zero_next(&p->tx, pos + takt_rec_size(len));
 	if (len)
 		takt_copy(p->tx.data + (pos & p->tx.mask) + TAKT_REC_HEADER, data, len);
 	TAKT_FAULT_POINT(TAKT_FP_TX_PAYLOAD);
-	publish_one(p, pos, pad, (uint32_t)len, type);
+	publish_one(p, pos, pad, (uint32_t)len, type, true);
 	return 0;
 }
 
@@ -220,7 +229,7 @@ int takt_commit(takt_producer *p, uint32_t type, size_t len)
 		return -EBADMSG;
 	TAKT_FAULT_POINT(TAKT_FP_TX_COMMIT_CALL);
 	p->reserved = false;
-	publish_one(p, p->res_pos, p->res_pad, (uint32_t)len, type);
+	publish_one(p, p->res_pos, p->res_pad, (uint32_t)len, type, false);
 	return 0;
 }
 
