@@ -380,7 +380,11 @@ bool takt_consumer_has_record_shared(takt_consumer *c)
 		/* Only the owner stores this head, always 8-aligned; anything
 		 * else is a scribble.  An aligned index is at most capacity - 8,
 		 * so the commit word read below stays inside the data area (the
-		 * last lane's can end exactly where the mapping ends). */
+		 * last lane's can end exactly where the mapping ends).  Such a
+		 * lane answers "nothing" until the owner publishes its head
+		 * again (its next receive from the lane): the waiter still
+		 * wakes on the doorbell, and spurious wake-ups on every call
+		 * would turn a waiting thread into a spinning one. */
 		if (TAKT_UNLIKELY(head & (TAKT_REC_ALIGN - 1)))
 			continue;
 		struct takt_rec_header *hdr = takt_rec_at(rx->data, rx->mask, head);

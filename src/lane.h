@@ -104,14 +104,17 @@ static inline void takt_copy(void *dst, const void *src, size_t len)
 		unsigned char a[16], b[16], c[16], e[16];
 		__builtin_memcpy(a, s, 16);
 		__builtin_memcpy(e, s + len - 16, 16);
-		/* stores from the end down: see above */
-		__builtin_memcpy(d + len - 16, e, 16);
 		if (len > 32) {
 			__builtin_memcpy(b, s + 16, 16);
 			__builtin_memcpy(c, s + len - 32, 16);
+			/* every load done; stores from the end down: see above */
+			__builtin_memcpy(d + len - 16, e, 16);
 			__builtin_memcpy(d + len - 32, c, 16);
 			__builtin_memcpy(d + 16, b, 16);
+			__builtin_memcpy(d, a, 16);
+			return;
 		}
+		__builtin_memcpy(d + len - 16, e, 16);
 		__builtin_memcpy(d, a, 16);
 		return;
 	}
@@ -185,11 +188,6 @@ static inline uint64_t takt_rec_word(uint64_t pos)
 	return pos | TAKT_COMMIT_BIT;
 }
 
-/*
- * Publish everything written in [tx->tail, end): zero the commit word at
- * end, store the tail, and release-store `first_word` at the old tail.
- * The records after the first have had their commit words stored already.
- */
 /* Step 4 of the protocol on its own: zero the commit word at `end` (free
  * space, by the headroom the room check kept). */
 static inline void takt_lane_tx_zero_next(struct takt_lane_tx *tx, uint64_t end)
@@ -200,7 +198,12 @@ static inline void takt_lane_tx_zero_next(struct takt_lane_tx *tx, uint64_t end)
 	TAKT_FAULT_POINT(TAKT_FP_TX_ZERO_NEXT);
 }
 
-/* takt_lane_tx_publish after takt_lane_tx_zero_next(tx, end). */
+/*
+ * Publish everything written in [tx->tail, end) once the commit word at end
+ * is zeroed (takt_lane_tx_zero_next): store the tail and the counters, and
+ * release-store `first_word` at the old tail.  The records after the first
+ * have had their commit words stored already.
+ */
 static inline void takt_lane_tx_publish_zeroed(struct takt_lane_tx *tx, uint64_t end,
 					       uint64_t first_word, uint64_t records,
 					       uint64_t bytes)
@@ -224,6 +227,7 @@ static inline void takt_lane_tx_publish_zeroed(struct takt_lane_tx *tx, uint64_t
 	TAKT_FAULT_POINT(TAKT_FP_TX_COMMITTED);
 }
 
+/* Both: zero the commit word at end, then publish (reserve/commit, batch). */
 static inline void takt_lane_tx_publish(struct takt_lane_tx *tx, uint64_t end, uint64_t first_word,
 					uint64_t records, uint64_t bytes)
 {

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 TT_SUITE(corruption);
 
@@ -774,7 +775,7 @@ Test(corruption, wait_readable_with_hostile_heads)
 	 * room for it (and for the small mappings an open makes) below a
 	 * PROT_NONE page, then free the room.  mmap fills the highest gap
 	 * that fits, so the mapping lands right under the guard; we check. */
-	const size_t page = 4096, room = raw.size + 16 * page;
+	const size_t page = (size_t)sysconf(_SC_PAGESIZE), room = raw.size + 16 * page;
 	uint8_t *res = mmap(NULL, room + page, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	cr_assert_neq(res, MAP_FAILED);
 	cr_assert_eq(munmap(res, room), 0);
@@ -790,7 +791,10 @@ Test(corruption, wait_readable_with_hostile_heads)
 	if (base + raw.size != res + room)
 		fprintf(stderr, "note: the consumer's mapping ends at %p, not at the guard %p\n",
 			(void *)(base + raw.size), (void *)(res + room));
-	const uint64_t heads[] = {cap - 1, cap - 4, 2 * cap - 1, UINT64_MAX, 12345};
+	/* misaligned ones near the end, and aligned ones whose commit word is
+	 * the last 8 bytes of the mapping */
+	const uint64_t heads[] = {cap - 1, cap - 4, 2 * cap - 1, UINT64_MAX, 12345,
+				  cap - 8, UINT64_MAX & ~(uint64_t)7};
 	for (size_t i = 0; i < sizeof heads / sizeof heads[0]; i++) {
 		for (uint32_t k = 0; k < lanes; k++)
 			atomic_store(&raw_lane(&raw, k, cap)->head, heads[i]);
