@@ -202,6 +202,25 @@ __attribute__((always_inline)) static inline int find_record(takt_consumer *c, u
 							     uint32_t *len, uint32_t *type,
 							     uint64_t *payload)
 {
+	if (TAKT_LIKELY(c->lanes == 1)) {
+		/* SPSC: the loop below, without the round-robin bookkeeping */
+		struct takt_lane_rx *rx = &c->lane[0].rx;
+		if (TAKT_UNLIKELY(rx->broken))
+			return -EBADMSG;
+		int r = takt_lane_rx_peek(rx, len, type, payload);
+		if (TAKT_LIKELY(r > 0)) {
+			*lane = 0;
+			return 1;
+		}
+		if (r < 0) {
+			c->broken_lanes++;
+			return -EBADMSG;
+		}
+		if (rx->dirty || rx->unfenced)
+			publish_fenced(c, 0);
+		count_empty(c);
+		return -EAGAIN;
+	}
 	for (unsigned visited = 0; visited < c->lanes; visited++) {
 		struct takt_lane_rx *rx = &c->lane[c->cursor].rx;
 		if (TAKT_LIKELY(!rx->broken)) {
@@ -231,7 +250,7 @@ __attribute__((always_inline)) static inline int find_record(takt_consumer *c, u
 /* Account one delivered record from the cursor lane. */
 static inline void took_one(takt_consumer *c)
 {
-	if (--c->burst_left == 0)
+	if (c->lanes > 1 && --c->burst_left == 0)
 		next_lane(c);
 }
 

@@ -209,17 +209,20 @@ static inline void takt_lane_tx_publish_zeroed(struct takt_lane_tx *tx, uint64_t
 					       uint64_t bytes)
 {
 	struct takt_rec_header *first = takt_rec_at(tx->data, tx->mask, tx->tail);
+	/* locals: the compiler must assume an atomic store may change *tx */
+	struct takt_seg_lane *ctrl = tx->ctrl;
+	uint64_t sent = tx->records + records, sent_bytes = tx->bytes + bytes;
 	tx->tail = end;
-	tx->records += records;
-	tx->bytes += bytes;
+	tx->records = sent;
+	tx->bytes = sent_bytes;
 	/* relaxed: bookkeeping for stats and takeover, never polled.  Stored
 	 * before the commit so a committed end never exceeds the published
 	 * tail (the takeover walk checks that). */
-	atomic_store_explicit(&tx->ctrl->tail, end, memory_order_relaxed);
+	atomic_store_explicit(&ctrl->tail, end, memory_order_relaxed);
 	TAKT_FAULT_POINT(TAKT_FP_TX_TAIL);
-	atomic_store_explicit(&tx->ctrl->records_sent, tx->records, memory_order_relaxed);
+	atomic_store_explicit(&ctrl->records_sent, sent, memory_order_relaxed);
 	TAKT_FAULT_POINT(TAKT_FP_TX_RECORDS);
-	atomic_store_explicit(&tx->ctrl->bytes_sent, tx->bytes, memory_order_relaxed);
+	atomic_store_explicit(&ctrl->bytes_sent, sent_bytes, memory_order_relaxed);
 	TAKT_FAULT_POINT(TAKT_FP_TX_BYTES);
 	/* release: publishes payloads, headers, the zeroed next word and the
 	 * other commit words of this publication (see the protocol above). */
@@ -349,14 +352,17 @@ static inline void takt_lane_rx_consume(struct takt_lane_rx *rx, uint32_t len)
 /* Publish the head: frees the consumed space for the producer. */
 static inline void takt_lane_rx_publish(struct takt_lane_rx *rx)
 {
+	/* locals: the compiler must assume an atomic store may change *rx */
+	struct takt_seg_lane *ctrl = rx->ctrl;
+	uint64_t records = rx->records, bytes = rx->bytes, head = rx->head;
 	rx->dirty = false;
-	atomic_store_explicit(&rx->ctrl->records_received, rx->records, memory_order_relaxed);
+	atomic_store_explicit(&ctrl->records_received, records, memory_order_relaxed);
 	TAKT_FAULT_POINT(TAKT_FP_RX_RECORDS);
-	atomic_store_explicit(&rx->ctrl->bytes_received, rx->bytes, memory_order_relaxed);
+	atomic_store_explicit(&ctrl->bytes_received, bytes, memory_order_relaxed);
 	TAKT_FAULT_POINT(TAKT_FP_RX_BYTES);
 	/* release: our reads of the consumed payloads happen before the
 	 * producer, acquiring this head, reuses their space. */
-	atomic_store_explicit(&rx->ctrl->head, rx->head, memory_order_release);
+	atomic_store_explicit(&ctrl->head, head, memory_order_release);
 	TAKT_FAULT_POINT(TAKT_FP_RX_HEAD);
 }
 
