@@ -59,6 +59,22 @@ static int die(const char *what, const char *msg)
 	return 1;
 }
 
+/* One round-trip measurement between processes named <who>-ping and
+ * <who>-pong (so that `ps` shows what runs); 0 or die()'s 1. */
+static int round_trips(const struct bench_mech *m, struct bench_params *p, struct bench_opts *o,
+		       unsigned id, const char *ping, const char *pong, struct lat_result *out)
+{
+	o->names[0] = ping;
+	o->names[1] = pong;
+	p->id = id;
+	if (bench_latency(m, p, o, out)) {
+		char what[64];
+		snprintf(what, sizeof what, "%s round trips", m->name);
+		return die(what, out->msg);
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct bench_opts o = {
@@ -127,25 +143,16 @@ int main(int argc, char **argv)
 	fflush(stdout);
 	struct bench_cpu_snap snap0, snap1;
 	bench_cpu_snap(&snap0);
-	o.names[0] = "cacheline-ping";
-	o.names[1] = "cacheline-pong";
-	p.id = 0;
-	if (bench_latency(cl, &p, &o, l_cl0))
-		return die("cache-line round trips", l_cl0->msg);
+	if (round_trips(cl, &p, &o, 0, "cacheline-ping", "cacheline-pong", l_cl0))
+		return 1;
 	printf("  [1/6] cache line: %llu round trips between cacheline-ping (pid %d) and cacheline-pong (pid %d)\n",
 	       (unsigned long long)l_cl0->hist.count, l_cl0->pid[0], l_cl0->pid[1]);
-	o.names[0] = "linepair-ping";
-	o.names[1] = "linepair-pong";
-	p.id = 5;
-	if (bench_latency(lp, &p, &o, l_lp))
-		return die("line-pair round trips", l_lp->msg);
+	if (round_trips(lp, &p, &o, 5, "linepair-ping", "linepair-pong", l_lp))
+		return 1;
 	printf("  [2/6] line pair:  %llu round trips, one cache line each way\n",
 	       (unsigned long long)l_lp->hist.count);
-	o.names[0] = "takt-ping";
-	o.names[1] = "takt-pong";
-	p.id = 1;
-	if (bench_latency(tk, &p, &o, l_tk))
-		return die("takt round trips", l_tk->msg);
+	if (round_trips(tk, &p, &o, 1, "takt-ping", "takt-pong", l_tk))
+		return 1;
 	printf("  [3/6] takt:       %llu round trips between takt-ping (pid %d) and takt-pong (pid %d)\n",
 	       (unsigned long long)l_tk->hist.count, l_tk->pid[0], l_tk->pid[1]);
 	o.names[0] = "takt-consumer";
@@ -162,11 +169,8 @@ int main(int argc, char **argv)
 		return die("minimal ring streaming", s_rg.msg);
 	printf("  [5/6] ring:       %.1f s of streaming from ring-producer (pid %d) to ring-consumer (pid %d)\n",
 	       s_rg.seconds, s_rg.pid[1], s_rg.pid[0]);
-	o.names[0] = "cacheline-ping";
-	o.names[1] = "cacheline-pong";
-	p.id = 4;
-	if (bench_latency(cl, &p, &o, l_cl1))
-		return die("cache-line round trips", l_cl1->msg);
+	if (round_trips(cl, &p, &o, 4, "cacheline-ping", "cacheline-pong", l_cl1))
+		return 1;
 	printf("  [6/6] cache line again (the CPUs of a VM may have moved meanwhile)\n\n");
 	bench_cpu_snap(&snap1);
 	double foreign_pct, steal_pct;

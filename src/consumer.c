@@ -192,6 +192,29 @@ static void count_empty(takt_consumer *c)
 }
 
 /*
+ * Poll lane k (not broken): 1 with a record, 0 when it is empty, -EBADMSG
+ * when it was just found corrupted.
+ */
+__attribute__((always_inline)) static inline int poll_lane(takt_consumer *c, unsigned k,
+							   uint32_t *len, uint32_t *type,
+							   uint64_t *payload)
+{
+	struct takt_lane_rx *rx = &c->lane[k].rx;
+	int r = takt_lane_rx_peek(rx, len, type, payload);
+	if (TAKT_LIKELY(r > 0))
+		return 1;
+	if (r < 0) {
+		c->broken_lanes++;
+		return -EBADMSG;
+	}
+	/* empty: padding may have been skipped (dirty), and a producer's arm
+	 * may have raced an unfenced publish */
+	if (rx->dirty || rx->unfenced)
+		publish_fenced(c, k);
+	return 0;
+}
+
+/*
  * Find the next record, round-robin: the cursor lane gives up to `burst`
  * records, then the next lane's turn comes.  Each lane is visited at most
  * once per call, so the work is bounded by the lane count.  Returns 1 with
@@ -203,46 +226,35 @@ __attribute__((always_inline)) static inline int find_record(takt_consumer *c, u
 							     uint64_t *payload)
 {
 	if (TAKT_LIKELY(c->lanes == 1)) {
-		/* SPSC: the loop below, without the round-robin bookkeeping */
-		struct takt_lane_rx *rx = &c->lane[0].rx;
-		if (TAKT_UNLIKELY(rx->broken))
+		/* SPSC: no round robin to keep */
+		if (TAKT_UNLIKELY(c->lane[0].rx.broken))
 			return -EBADMSG;
-		int r = takt_lane_rx_peek(rx, len, type, payload);
+		int r = poll_lane(c, 0, len, type, payload);
 		if (TAKT_LIKELY(r > 0)) {
 			*lane = 0;
 			return 1;
 		}
-		if (r < 0) {
-			c->broken_lanes++;
+		if (r < 0)
+			return r;
+	} else {
+		for (unsigned visited = 0; visited < c->lanes; visited++) {
+			unsigned k = c->cursor;
+			if (TAKT_LIKELY(!c->lane[k].rx.broken)) {
+				int r = poll_lane(c, k, len, type, payload);
+				if (TAKT_LIKELY(r > 0)) {
+					*lane = k;
+					return 1;
+				}
+				if (r < 0) {
+					next_lane(c);
+					return r;
+				}
+			}
+			next_lane(c);
+		}
+		if (c->broken_lanes == c->lanes)
 			return -EBADMSG;
-		}
-		if (rx->dirty || rx->unfenced)
-			publish_fenced(c, 0);
-		count_empty(c);
-		return -EAGAIN;
 	}
-	for (unsigned visited = 0; visited < c->lanes; visited++) {
-		struct takt_lane_rx *rx = &c->lane[c->cursor].rx;
-		if (TAKT_LIKELY(!rx->broken)) {
-			int r = takt_lane_rx_peek(rx, len, type, payload);
-			if (TAKT_LIKELY(r > 0)) {
-				*lane = c->cursor;
-				return 1;
-			}
-			if (r < 0) {
-				c->broken_lanes++;
-				next_lane(c);
-				return -EBADMSG;
-			}
-			/* empty: padding may have been skipped (dirty), and a
-			 * producer's arm may have raced an unfenced publish */
-			if (rx->dirty || rx->unfenced)
-				publish_fenced(c, c->cursor);
-		}
-		next_lane(c);
-	}
-	if (c->broken_lanes == c->lanes)
-		return -EBADMSG;
 	count_empty(c);
 	return -EAGAIN;
 }

@@ -33,7 +33,8 @@ enum takt_fault_point_id {
 	TAKT_FP_TX_EARLY_COMMIT,  /* a commit word other than the publishing one stored
 				   * (record after padding, later records of a batch) */
 	TAKT_FP_TX_ZERO_NEXT,     /* commit word at the new tail zeroed (try_send: before
-				   * the payload; commit and batch: in publish) */
+				   * the payload; commit: before the header; batch: in
+				   * publish) */
 	TAKT_FP_TX_TAIL,          /* publish: tail stored */
 	TAKT_FP_TX_RECORDS,       /* publish: records_sent stored */
 	TAKT_FP_TX_BYTES,         /* publish: bytes_sent stored, commit not yet */

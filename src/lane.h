@@ -230,7 +230,7 @@ static inline void takt_lane_tx_publish_zeroed(struct takt_lane_tx *tx, uint64_t
 	TAKT_FAULT_POINT(TAKT_FP_TX_COMMITTED);
 }
 
-/* Both: zero the commit word at end, then publish (reserve/commit, batch). */
+/* Both: zero the commit word at end, then publish (the batch send). */
 static inline void takt_lane_tx_publish(struct takt_lane_tx *tx, uint64_t end, uint64_t first_word,
 					uint64_t records, uint64_t bytes)
 {

@@ -155,10 +155,10 @@ static inline int plan_one(takt_producer *p, size_t len, uint64_t *pos, uint64_t
 	return rc;
 }
 
-/* Publish the record at pos (after pad bytes of padding) and wake a parked
- * consumer.  `zeroed`: the commit word after the record was zeroed already. */
+/* Publish the record at pos (after pad bytes of padding), whose following
+ * commit word the caller has zeroed, and wake a parked consumer. */
 static inline void publish_one(takt_producer *p, uint64_t pos, uint64_t pad, uint32_t len,
-			       uint32_t type, bool zeroed)
+			       uint32_t type)
 {
 	struct takt_lane_tx *tx = &p->tx;
 	takt_lane_tx_header(tx, pos, len, type);
@@ -171,10 +171,7 @@ static inline void publish_one(takt_producer *p, uint64_t pos, uint64_t pad, uin
 		TAKT_FAULT_POINT(TAKT_FP_TX_EARLY_COMMIT);
 		first = takt_pad_word(tx->tail);
 	}
-	if (zeroed)
-		takt_lane_tx_publish_zeroed(tx, pos + takt_rec_size(len), first, 1, len);
-	else
-		takt_lane_tx_publish(tx, pos + takt_rec_size(len), first, 1, len);
+	takt_lane_tx_publish_zeroed(tx, pos + takt_rec_size(len), first, 1, len);
 	takt_producer_ring(p);
 	TAKT_FAULT_POINT(TAKT_FP_TX_RUNG);
 }
@@ -197,7 +194,7 @@ int takt_try_send(takt_producer *p, uint32_t type, const void *data, size_t len)
 	if (len)
 		takt_copy(p->tx.data + (pos & p->tx.mask) + TAKT_REC_HEADER, data, len);
 	TAKT_FAULT_POINT(TAKT_FP_TX_PAYLOAD);
-	publish_one(p, pos, pad, (uint32_t)len, type, true);
+	publish_one(p, pos, pad, (uint32_t)len, type);
 	return 0;
 }
 
@@ -229,7 +226,8 @@ int takt_commit(takt_producer *p, uint32_t type, size_t len)
 		return -EBADMSG;
 	TAKT_FAULT_POINT(TAKT_FP_TX_COMMIT_CALL);
 	p->reserved = false;
-	publish_one(p, p->res_pos, p->res_pad, (uint32_t)len, type, false);
+	takt_lane_tx_zero_next(&p->tx, p->res_pos + takt_rec_size(len));
+	publish_one(p, p->res_pos, p->res_pad, (uint32_t)len, type);
 	return 0;
 }
 

@@ -45,26 +45,15 @@ static uint32_t rec_len(uint64_t seq, uint32_t min, uint32_t max)
 	return min + (uint32_t)((seq * 2654435761u) % (uint64_t)(max - min + 1));
 }
 
-static void rec_fill(uint8_t *p, uint64_t seq, uint32_t len)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(seq >> (8 * i));
-	for (uint32_t i = 8; i < len - 4; i++)
-		p[i] = (uint8_t)(i + seq);
-	put32(p + len - 4, crc32_of(p, len - 4));
-}
-
-/* 0 if the record is a valid test record; *seq gets its number. */
+/* 0 if the record is a valid test record (its type the low 24 bits of its
+ * number); *seq gets its number. */
 static int rec_check(const uint8_t *p, uint32_t len, uint32_t type, uint64_t *seq)
 {
 	if (len < 12)
 		return -1;
-	*seq = get64(p);
-	if (get32(p + len - 4) != crc32_of(p, len - 4))
-		return -2;
-	for (uint32_t i = 8; i < len - 4; i++)
-		if (p[i] != (uint8_t)(i + *seq))
-			return -3;
+	int bad = body_check(p, len, seq);
+	if (bad)
+		return bad;
 	if (type != (uint32_t)(*seq & 0xffffff))
 		return -4;
 	return 0;
@@ -95,7 +84,7 @@ static int do_produce(const char *name, uint64_t count, uint32_t min, uint32_t m
 	double t0 = now_s();
 	for (uint64_t seq = 1; seq <= count; seq++) {
 		uint32_t len = rec_len(seq, min, max);
-		rec_fill(buf, seq, len);
+		body_fill(buf, seq, len);
 		rc = takt_send(p, (uint32_t)(seq & 0xffffff), buf, len, takt_deadline_in(30000000000ull));
 		if (rc < 0) {
 			printf("peer_c: produce failed: record %llu: %s\n", (unsigned long long)seq,

@@ -44,29 +44,12 @@
 #include "takt.h"
 #include "peer_wire.h"
 
-static void image_fill(uint8_t *p, uint64_t seq, uint32_t len)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(seq >> (8 * i));
-	for (uint32_t i = 8; i < len - 4; i++)
-		p[i] = (uint8_t)(i + seq);
-	uint32_t c = crc32_of(p, len - 4);
-	for (int i = 0; i < 4; i++)
-		p[len - 4 + i] = (uint8_t)(c >> (8 * i));
-}
-
-/* 0 if p is a valid test image; *seq gets its number. */
+/* 0 if p is a valid test image (a test body of at least 16 bytes). */
 static int image_check(const uint8_t *p, uint32_t len, uint64_t *seq)
 {
 	if (len < 16)
 		return -1;
-	*seq = get32(p) | (uint64_t)get32(p + 4) << 32;
-	if (get32(p + len - 4) != crc32_of(p, len - 4))
-		return -2;
-	for (uint32_t i = 8; i < len - 4; i++)
-		if (p[i] != (uint8_t)(i + *seq))
-			return -3;
-	return 0;
+	return body_check(p, len, seq);
 }
 
 static int usage(void)
@@ -122,7 +105,7 @@ static int do_write(const char *name, uint64_t count, int argc, char **argv)
 	}
 	uint8_t *buf = malloc(len);
 	for (uint64_t seq = 1; seq <= count; seq++) {
-		image_fill(buf, seq, len);
+		body_fill(buf, seq, len);
 		rc = takt_state_write(w, buf, len);
 		if (rc < 0) {
 			printf("state_c: write failed: image %llu: %s\n", (unsigned long long)seq,
