@@ -19,9 +19,10 @@
  *   4. store 0 into the commit word at `next`;
  *   5. store the tail (bookkeeping; nobody polls it);
  *   6. release-store the commit word at p: p | COMMIT (| PADDING).
- * Steps 3-5 in any order before 6.  takt_try_send does 4 first and stores
- * the payload from its end down, so every line of the record is written
- * once, last line first (see takt_lane_rx_touch_next for why).
+ * Steps 3-5 in any order before 6.  takt_try_send and takt_commit do 4
+ * first, and takt_try_send stores the payload from its end down, so every
+ * line of the record is written once, last line first (see
+ * takt_lane_rx_touch_next for why).
  * Several records (a batch, or padding + record) are written the same way,
  * every commit word but the first stored as it is written and the first
  * stored last with release: the consumer reads in order, so that one
@@ -276,9 +277,10 @@ int takt_lane_rx_corrupt(struct takt_lane_rx *rx);
  * cache line (docs/BENCHMARKS.md).  Only after 16 empty polls in a row
  * (a ping-pong wait is 30-60 polls here): a consumer that has just caught
  * up with a streaming producer would pull the line the producer is
- * writing away from it, and cost it a transfer per record (4 measured
- * slower streaming than 16).  A prefetch is a hint: no ordering, no fault, no effect on
- * what we read; the address is inside the data area (private state only).
+ * writing away from it, and cost it a transfer per record (after 4 polls
+ * streamed slower than after 16).  A prefetch is a hint: no ordering, no
+ * fault, no effect on what we read; the address is inside the data area
+ * (private state only).
  */
 #define TAKT_TOUCH_AFTER_POLLS 16u
 

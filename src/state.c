@@ -419,10 +419,10 @@ static void prefetch_slot(const struct state_view *v, unsigned m)
 {
 	const uint8_t *slot = v->slots + (uint64_t)m * v->stride;
 	uint64_t end = TAKT_STATE_SLOT_HEADER + v->image_size;
-	if (end > TAKT_STATE_SLOT_HEADER + 4 * 64u)
-		end = TAKT_STATE_SLOT_HEADER + 4 * 64u; /* the rest streams in behind */
+	if (end > TAKT_STATE_SLOT_HEADER + 4 * TAKT_CACHE_LINE)
+		end = TAKT_STATE_SLOT_HEADER + 4 * TAKT_CACHE_LINE; /* the rest streams in behind */
 	__builtin_prefetch(slot, 0, 3);
-	for (uint64_t off = TAKT_STATE_SLOT_HEADER; off < end; off += 64u)
+	for (uint64_t off = TAKT_STATE_SLOT_HEADER; off < end; off += TAKT_CACHE_LINE)
 		__builtin_prefetch(slot + off, 0, 3);
 }
 
