@@ -120,13 +120,18 @@ int takt_consumer_open(const char *name, takt_consumer **out)
  * worst it waits for the consumer's next call.  This keeps the fence (~20
  * cycles) off every hop of the receive path.
  */
-static void publish_lane(takt_consumer *c, unsigned k)
+static inline bool publish_lane_must_wake(takt_consumer *c, unsigned k)
 {
 	struct takt_consumer_lane *l = &c->lane[k];
 	takt_lane_rx_publish(&l->rx);
 	l->rx.unfenced = true;
-	if (TAKT_UNLIKELY(atomic_load_explicit(l->wake_producer.word, memory_order_relaxed) & 1u))
-		takt_doorbell_post(&l->wake_producer);
+	return atomic_load_explicit(l->wake_producer.word, memory_order_relaxed) & 1u;
+}
+
+static void publish_lane(takt_consumer *c, unsigned k)
+{
+	if (TAKT_UNLIKELY(publish_lane_must_wake(c, k)))
+		takt_doorbell_post(&c->lane[k].wake_producer);
 	TAKT_FAULT_POINT(TAKT_FP_RX_RUNG);
 }
 
@@ -184,7 +189,7 @@ static inline void next_lane(takt_consumer *c)
 	c->burst_left = c->burst;
 }
 
-static void count_empty(takt_consumer *c)
+static inline void count_empty(takt_consumer *c)
 {
 	c->empty_events++;
 	atomic_store_explicit(&c->seg->empty_events, c->empty_events, memory_order_relaxed);
@@ -266,7 +271,9 @@ static inline void took_one(takt_consumer *c)
 		next_lane(c);
 }
 
-int takt_try_recv(takt_consumer *c, void *buf, size_t cap, struct takt_msg *msg)
+/* Every case of takt_try_recv (the fast path below handles the common ones). */
+static __attribute__((noinline)) int recv_general(takt_consumer *c, void *buf, size_t cap,
+						  struct takt_msg *msg)
 {
 	unsigned k = 0;
 	uint32_t len = 0, type = 0;
@@ -297,6 +304,61 @@ int takt_try_recv(takt_consumer *c, void *buf, size_t cap, struct takt_msg *msg)
 		msg->type = type;
 		msg->lane = k;
 	}
+	return (int)len;
+}
+
+/* The fast path's rare last step, out of line: wake the parked producer. */
+static __attribute__((noinline)) int wake_producer(takt_consumer *c, int len)
+{
+	takt_doorbell_post(&c->lane[0].wake_producer);
+	TAKT_FAULT_POINT(TAKT_FP_RX_RUNG);
+	return len;
+}
+
+/*
+ * The common cases of a one-lane channel with no peek pending -- a record
+ * of at most TAKT_COPY_INLINE_MAX bytes at the head that fits the buffer,
+ * or an empty lane that owes no publication -- in straight-line code that
+ * calls nothing (but for the rare post, a tail call): the compiler then
+ * saves no registers, and the round-robin bookkeeping of several lanes is
+ * skipped.  Everything else (padding, a corrupt or long record, a small
+ * buffer, more lanes, an empty poll that owes the fenced doorbell check)
+ * goes to recv_general, which starts over: it reads and validates the
+ * commit word and the header afresh and uses nothing read here.  The steps
+ * and their order are those of recv_general; the protocol is lane.h's.
+ */
+int takt_try_recv(takt_consumer *c, void *buf, size_t cap, struct takt_msg *msg)
+{
+	struct takt_lane_rx *rx = &c->lane[0].rx;
+	if (TAKT_UNLIKELY(c->lanes != 1 || c->peeked || rx->broken))
+		return recv_general(c, buf, cap, msg);
+	uint64_t h = rx->head, idx = h & rx->mask;
+	struct takt_rec_header *hdr = (struct takt_rec_header *)(rx->data + idx);
+	/* acquire: pairs with the producer's release of this word (lane.h). */
+	uint64_t word = atomic_load_explicit(&hdr->commit, memory_order_acquire);
+	if (TAKT_UNLIKELY(word != takt_rec_word(h))) {
+		if (word == takt_pad_word(h) || rx->dirty || rx->unfenced)
+			return recv_general(c, buf, cap, msg);
+		takt_lane_rx_touch_next(rx, idx);
+		count_empty(c);
+		return -EAGAIN;
+	}
+	uint32_t len, type;
+	if (TAKT_UNLIKELY(!takt_lane_rx_header(rx, idx, &len, &type) || len > cap ||
+			  len > TAKT_COPY_INLINE_MAX))
+		return recv_general(c, buf, cap, msg);
+	takt_copy_small(buf, rx->data + idx + TAKT_REC_HEADER, len);
+	TAKT_FAULT_POINT(TAKT_FP_RX_COPIED);
+	takt_lane_rx_consume(rx, len);
+	if (msg) {
+		msg->data = buf;
+		msg->len = len;
+		msg->type = type;
+		msg->lane = 0;
+	}
+	if (TAKT_UNLIKELY(publish_lane_must_wake(c, 0)))
+		return wake_producer(c, (int)len);
+	TAKT_FAULT_POINT(TAKT_FP_RX_RUNG);
 	return (int)len;
 }
 

@@ -132,7 +132,7 @@ int takt_doorbell_wait(struct takt_doorbell *db, bool (*ready)(void *), void *ar
 	}
 	/*
 	 * Park.  The first park is cut at the backstop: a fence-free producer
-	 * (takt_doorbell_ring_light) may have checked the bell before its
+	 * (takt_doorbell_check_light) may have checked the bell before its
 	 * commit left its store buffer, and then nobody posts for that
 	 * record.  At the backstop one heavy barrier makes every such commit
 	 * visible; the re-check after it sees it, and any later publish sees

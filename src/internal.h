@@ -105,11 +105,16 @@ void takt_doorbell_post(struct takt_doorbell *db);
 #endif
 #endif
 
-/* Waker side, after publishing: posts only if the waiter armed the bell. */
-static inline void takt_doorbell_ring(struct takt_doorbell *db)
+/*
+ * Waker side, after publishing, in two halves: takt_doorbell_check() says
+ * whether a waiter armed the bell, takt_doorbell_post() wakes it.  Split so
+ * that a fast path can leave the (rare) post to an out-of-line tail call.
+ */
+static inline bool takt_doorbell_check(struct takt_doorbell *db)
 {
 #ifdef TAKT_DOORBELL_RMW
-	takt_doorbell_post(db);
+	(void)db;
+	return true; /* the post's exchange is the check */
 #else
 	/* seq_cst fence: orders our publication (the commit word or head
 	 * store before this call) before the load of the armed bit.  Without
@@ -121,9 +126,15 @@ static inline void takt_doorbell_ring(struct takt_doorbell *db)
 	/* relaxed: a plain check of a line nobody writes unless parked keeps
 	 * every waker's copy clean (no RMW, no line bouncing between the
 	 * producers of an MPSC channel).  Only when armed do we pay the RMW. */
-	if (TAKT_UNLIKELY(atomic_load_explicit(db->word, memory_order_relaxed) & 1u))
-		takt_doorbell_post(db);
+	return atomic_load_explicit(db->word, memory_order_relaxed) & 1u;
 #endif
+}
+
+/* Both halves: posts only if the waiter armed the bell. */
+static inline void takt_doorbell_ring(struct takt_doorbell *db)
+{
+	if (TAKT_UNLIKELY(takt_doorbell_check(db)))
+		takt_doorbell_post(db);
 }
 /*
  * Waker side without the fence, for producers whose process registered for
@@ -139,12 +150,11 @@ static inline void takt_doorbell_ring(struct takt_doorbell *db)
  * line when the consumer has just read it) moves from every publish to the
  * rare park longer than the backstop.
  */
-static inline void takt_doorbell_ring_light(struct takt_doorbell *db)
+static inline bool takt_doorbell_check_light(struct takt_doorbell *db)
 {
 	/* relaxed: see above; the heavy barrier on the waiter's side supplies
 	 * the store-load order the fence would have. */
-	if (TAKT_UNLIKELY(atomic_load_explicit(db->word, memory_order_relaxed) & 1u))
-		takt_doorbell_post(db);
+	return atomic_load_explicit(db->word, memory_order_relaxed) & 1u;
 }
 /* Register this process for the waiters' heavy barrier.  0 if the fence-free
  * ring may be used, a negative errno (no membarrier, seccomp) if not. */

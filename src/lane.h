@@ -88,20 +88,24 @@ static inline struct takt_rec_header *takt_rec_at(uint8_t *data, uint64_t mask, 
 
 /*
  * Copy a payload.  Most records are short, and for them a few inline
- * 16-byte (or 8-byte) moves, the last ones overlapping, beat a call into
- * libc: a 64-byte payload is four loads and four stores.  Every load
- * happens before any store, so it would even be right for overlapping
- * buffers; it never touches a byte outside [0, len) of either side.  The
- * stores go from the end of the payload down, so that a record written
- * into the ring finishes each cache line before it starts the one below:
- * the consumer may pull a line it is about to read (takt_lane_rx_touch_next)
- * and the producer should not need that line back.
+ * moves, the last ones overlapping, beat a call into libc: a 64-byte
+ * payload is four 16-byte loads and four stores, and no length up to
+ * TAKT_COPY_INLINE_MAX makes a call (so the fast paths that use it need no
+ * saved registers).  Every load happens before any store, so it would even
+ * be right for overlapping buffers; it never touches a byte outside
+ * [0, len) of either side.  The stores go from the end of the payload
+ * down, so that a record written into the ring finishes each cache line
+ * before it starts the one below: the consumer may pull a line it is about
+ * to read (takt_lane_rx_touch_next) and the producer should not need that
+ * line back.
  */
-static inline void takt_copy(void *dst, const void *src, size_t len)
+#define TAKT_COPY_INLINE_MAX 64u
+
+static inline void takt_copy_small(void *dst, const void *src, size_t len)
 {
 	unsigned char *d = dst;
 	const unsigned char *s = src;
-	if (len >= 16 && len <= 64) {
+	if (len >= 16) {
 		unsigned char a[16], b[16], c[16], e[16];
 		__builtin_memcpy(a, s, 16);
 		__builtin_memcpy(e, s + len - 16, 16);
@@ -119,7 +123,7 @@ static inline void takt_copy(void *dst, const void *src, size_t len)
 		__builtin_memcpy(d, a, 16);
 		return;
 	}
-	if (len >= 8 && len < 16) {
+	if (len >= 8) {
 		uint64_t a, e;
 		__builtin_memcpy(&a, s, 8);
 		__builtin_memcpy(&e, s + len - 8, 8);
@@ -127,7 +131,29 @@ static inline void takt_copy(void *dst, const void *src, size_t len)
 		__builtin_memcpy(d, &a, 8);
 		return;
 	}
-	memcpy(dst, src, len);
+	if (len >= 4) {
+		uint32_t a, e;
+		__builtin_memcpy(&a, s, 4);
+		__builtin_memcpy(&e, s + len - 4, 4);
+		__builtin_memcpy(d + len - 4, &e, 4);
+		__builtin_memcpy(d, &a, 4);
+		return;
+	}
+	if (len) {
+		/* 1..3 bytes: first, middle and last (some the same byte) */
+		unsigned char a = s[0], m = s[len / 2], e = s[len - 1];
+		d[len - 1] = e;
+		d[len / 2] = m;
+		d[0] = a;
+	}
+}
+
+static inline void takt_copy(void *dst, const void *src, size_t len)
+{
+	if (len <= TAKT_COPY_INLINE_MAX)
+		takt_copy_small(dst, src, len);
+	else
+		memcpy(dst, src, len);
 }
 
 /* ---- Producer side ----------------------------------------------------- */
@@ -167,14 +193,18 @@ static inline uint64_t takt_lane_pad_before(const struct takt_lane_tx *tx, uint6
 	return rec <= to_end ? 0 : to_end;
 }
 
-/* Write the header of the record at pos, except its commit word. */
-static inline void takt_lane_tx_header(struct takt_lane_tx *tx, uint64_t pos, uint32_t len, uint32_t type)
+/* Write a record's header, except its commit word. */
+static inline void takt_rec_set_header(struct takt_rec_header *h, uint32_t len, uint32_t type)
 {
-	struct takt_rec_header *h = takt_rec_at(tx->data, tx->mask, pos);
 	atomic_store_explicit(&h->len, len, memory_order_relaxed);
 	TAKT_FAULT_POINT(TAKT_FP_TX_LEN);
 	atomic_store_explicit(&h->type, type, memory_order_relaxed);
 	TAKT_FAULT_POINT(TAKT_FP_TX_TYPE);
+}
+
+static inline void takt_lane_tx_header(struct takt_lane_tx *tx, uint64_t pos, uint32_t len, uint32_t type)
+{
+	takt_rec_set_header(takt_rec_at(tx->data, tx->mask, pos), len, type);
 }
 
 /* Commit word of a padding record at pos; relaxed unless it is the first of
@@ -189,46 +219,82 @@ static inline uint64_t takt_rec_word(uint64_t pos)
 	return pos | TAKT_COMMIT_BIT;
 }
 
-/* Step 4 of the protocol on its own: zero the commit word at `end` (free
- * space, by the headroom the room check kept). */
-static inline void takt_lane_tx_zero_next(struct takt_lane_tx *tx, uint64_t end)
+/* Step 4 of the protocol: zero the commit word at `next`, the header after
+ * the record (free space, by the headroom the room check kept). */
+static inline void takt_rec_zero_commit(struct takt_rec_header *next)
 {
-	struct takt_rec_header *next = takt_rec_at(tx->data, tx->mask, end);
 	/* relaxed: ordered before the consumer's view by the commit's release. */
 	atomic_store_explicit(&next->commit, 0, memory_order_relaxed);
 	TAKT_FAULT_POINT(TAKT_FP_TX_ZERO_NEXT);
 }
 
+static inline void takt_lane_tx_zero_next(struct takt_lane_tx *tx, uint64_t end)
+{
+	takt_rec_zero_commit(takt_rec_at(tx->data, tx->mask, end));
+}
+
 /*
- * Publish everything written in [tx->tail, end) once the commit word at end
- * is zeroed (takt_lane_tx_zero_next): store the tail and the counters, and
- * release-store `first_word` at the old tail.  The records after the first
- * have had their commit words stored already.
+ * Publishing everything written in [tx->tail, end), in two halves: the
+ * plan reads and advances the private state; the store makes the shared
+ * stores.  Split so that a caller can plan before its first store to the
+ * segment: the compiler must assume an atomic store may change *tx, and
+ * reloads every private field it reads after one.
  */
+struct takt_lane_tx_pub {
+	struct takt_seg_lane *ctrl;
+	takt_a64 *first;             /* commit word of the first record */
+	uint64_t first_word;
+	uint64_t end;
+	uint64_t records;            /* the counters' new values */
+	uint64_t bytes;
+};
+
+static inline struct takt_lane_tx_pub takt_lane_tx_plan(struct takt_lane_tx *tx, uint64_t end,
+							uint64_t first_word, uint64_t records,
+							uint64_t bytes)
+{
+	struct takt_lane_tx_pub pub = {
+		.ctrl = tx->ctrl,
+		.first = &takt_rec_at(tx->data, tx->mask, tx->tail)->commit,
+		.first_word = first_word,
+		.end = end,
+		.records = tx->records + records,
+		.bytes = tx->bytes + bytes,
+	};
+	tx->tail = end;
+	tx->records = pub.records;
+	tx->bytes = pub.bytes;
+	return pub;
+}
+
+/* The stores of a publication, once the commit word at its end is zeroed
+ * (takt_rec_zero_commit) and every record after the first has its commit
+ * word stored: the tail, the counters, and last, with release, the first
+ * record's commit word. */
+static inline void takt_lane_tx_store(const struct takt_lane_tx_pub *pub)
+{
+	/* relaxed: bookkeeping for stats and takeover, never polled.  Stored
+	 * before the commit so a committed end never exceeds the published
+	 * tail (the takeover walk checks that). */
+	atomic_store_explicit(&pub->ctrl->tail, pub->end, memory_order_relaxed);
+	TAKT_FAULT_POINT(TAKT_FP_TX_TAIL);
+	atomic_store_explicit(&pub->ctrl->records_sent, pub->records, memory_order_relaxed);
+	TAKT_FAULT_POINT(TAKT_FP_TX_RECORDS);
+	atomic_store_explicit(&pub->ctrl->bytes_sent, pub->bytes, memory_order_relaxed);
+	TAKT_FAULT_POINT(TAKT_FP_TX_BYTES);
+	/* release: publishes payloads, headers, the zeroed next word and the
+	 * other commit words of this publication (see the protocol above). */
+	atomic_store_explicit(pub->first, pub->first_word, memory_order_release);
+	TAKT_FAULT_POINT(TAKT_FP_TX_COMMITTED);
+}
+
+/* Both halves at once. */
 static inline void takt_lane_tx_publish_zeroed(struct takt_lane_tx *tx, uint64_t end,
 					       uint64_t first_word, uint64_t records,
 					       uint64_t bytes)
 {
-	struct takt_rec_header *first = takt_rec_at(tx->data, tx->mask, tx->tail);
-	/* locals: the compiler must assume an atomic store may change *tx */
-	struct takt_seg_lane *ctrl = tx->ctrl;
-	uint64_t sent = tx->records + records, sent_bytes = tx->bytes + bytes;
-	tx->tail = end;
-	tx->records = sent;
-	tx->bytes = sent_bytes;
-	/* relaxed: bookkeeping for stats and takeover, never polled.  Stored
-	 * before the commit so a committed end never exceeds the published
-	 * tail (the takeover walk checks that). */
-	atomic_store_explicit(&ctrl->tail, end, memory_order_relaxed);
-	TAKT_FAULT_POINT(TAKT_FP_TX_TAIL);
-	atomic_store_explicit(&ctrl->records_sent, sent, memory_order_relaxed);
-	TAKT_FAULT_POINT(TAKT_FP_TX_RECORDS);
-	atomic_store_explicit(&ctrl->bytes_sent, sent_bytes, memory_order_relaxed);
-	TAKT_FAULT_POINT(TAKT_FP_TX_BYTES);
-	/* release: publishes payloads, headers, the zeroed next word and the
-	 * other commit words of this publication (see the protocol above). */
-	atomic_store_explicit(&first->commit, first_word, memory_order_release);
-	TAKT_FAULT_POINT(TAKT_FP_TX_COMMITTED);
+	struct takt_lane_tx_pub pub = takt_lane_tx_plan(tx, end, first_word, records, bytes);
+	takt_lane_tx_store(&pub);
 }
 
 /* Both: zero the commit word at end, then publish (the batch send). */
@@ -296,6 +362,30 @@ static inline void takt_lane_rx_touch_next(struct takt_lane_rx *rx, uint64_t idx
 }
 
 /*
+ * Read the len and type of the record committed at index idx, once each,
+ * and validate them: false if they cannot be true (the lane is corrupt).
+ * The caller uses only the values returned here.
+ */
+static inline bool takt_lane_rx_header(const struct takt_lane_rx *rx, uint64_t idx, uint32_t *len,
+				       uint32_t *type)
+{
+	/* A record header needs 16 bytes before the end of the data area;
+	 * only padding (8 bytes) can start later.  Checked before len is
+	 * read: in the last lane the 8 bytes after the data area may lie past
+	 * the end of the mapping. */
+	if (TAKT_UNLIKELY(idx > rx->capacity - TAKT_REC_HEADER))
+		return false;
+	struct takt_rec_header *hdr = (struct takt_rec_header *)(rx->data + idx);
+	uint32_t l = atomic_load_explicit(&hdr->len, memory_order_relaxed);
+	uint32_t t = atomic_load_explicit(&hdr->type, memory_order_relaxed);
+	if (TAKT_UNLIKELY(l > rx->max_record || idx + takt_rec_size(l) > rx->capacity))
+		return false;
+	*len = l;
+	*type = t;
+	return true;
+}
+
+/*
  * Look at the next record without consuming it.  Returns 1 and its length,
  * type and payload index when one is committed, 0 when none is, -EBADMSG
  * when the lane is corrupted.  A padding record is consumed on the way
@@ -311,20 +401,8 @@ static inline int takt_lane_rx_peek(struct takt_lane_rx *rx, uint32_t *len, uint
 		/* acquire: pairs with the producer's release of this word. */
 		uint64_t word = atomic_load_explicit(&hdr->commit, memory_order_acquire);
 		if (TAKT_LIKELY(word == takt_rec_word(h))) {
-			/* A record header needs 16 bytes before the end of the
-			 * data area; only padding (8 bytes) can start later.
-			 * Checked before len is read: in the last lane the
-			 * 8 bytes after the data area may lie past the end of
-			 * the mapping. */
-			if (TAKT_UNLIKELY(idx > rx->capacity - TAKT_REC_HEADER))
+			if (TAKT_UNLIKELY(!takt_lane_rx_header(rx, idx, len, type)))
 				return takt_lane_rx_corrupt(rx);
-			/* read once, validate the locals, use only them */
-			uint32_t l = atomic_load_explicit(&hdr->len, memory_order_relaxed);
-			uint32_t t = atomic_load_explicit(&hdr->type, memory_order_relaxed);
-			if (TAKT_UNLIKELY(l > rx->max_record || idx + takt_rec_size(l) > rx->capacity))
-				return takt_lane_rx_corrupt(rx);
-			*len = l;
-			*type = t;
 			*payload = idx + TAKT_REC_HEADER;
 			return 1;
 		}

@@ -172,11 +172,14 @@ static inline void publish_one(takt_producer *p, uint64_t pos, uint64_t pad, uin
 		first = takt_pad_word(tx->tail);
 	}
 	takt_lane_tx_publish_zeroed(tx, pos + takt_rec_size(len), first, 1, len);
-	takt_producer_ring(p);
+	if (TAKT_UNLIKELY(takt_producer_must_wake(p)))
+		takt_doorbell_post(&p->wake_consumer);
 	TAKT_FAULT_POINT(TAKT_FP_TX_RUNG);
 }
 
-int takt_try_send(takt_producer *p, uint32_t type, const void *data, size_t len)
+/* Every case of takt_try_send (the fast path below handles the common one). */
+static __attribute__((noinline)) int send_general(takt_producer *p, uint32_t type,
+						  const void *data, size_t len)
 {
 	if (TAKT_UNLIKELY(!type_ok(type)))
 		return -EINVAL;
@@ -191,10 +194,56 @@ int takt_try_send(takt_producer *p, uint32_t type, const void *data, size_t len)
 	 * pulls a line it will read (takt_lane_rx_touch_next) while we write
 	 * then never makes us fetch that line back. */
 	takt_lane_tx_zero_next(&p->tx, pos + takt_rec_size(len));
-	if (len)
-		takt_copy(p->tx.data + (pos & p->tx.mask) + TAKT_REC_HEADER, data, len);
+	takt_copy(p->tx.data + (pos & p->tx.mask) + TAKT_REC_HEADER, data, len);
 	TAKT_FAULT_POINT(TAKT_FP_TX_PAYLOAD);
 	publish_one(p, pos, pad, (uint32_t)len, type);
+	return 0;
+}
+
+/* The fast path's rare last step, out of line: wake the parked consumer. */
+static __attribute__((noinline)) int wake_consumer(takt_producer *p)
+{
+	takt_doorbell_post(&p->wake_consumer);
+	TAKT_FAULT_POINT(TAKT_FP_TX_RUNG);
+	return 0;
+}
+
+/*
+ * The common case -- a valid record of at most TAKT_COPY_INLINE_MAX bytes
+ * that fits before the end of the data area, with room by the cached head
+ * -- in straight-line code that calls nothing (but for the rare post, a
+ * tail call): the compiler then saves no registers, and a send of a
+ * 64-byte record is about half the instructions of the general path.
+ * Every other case (an error, padding, a stale cached head, a long record,
+ * a broken lane) goes to send_general, which decides everything afresh.
+ * The steps and their order are publish_one's; the protocol is lane.h's.
+ */
+int takt_try_send(takt_producer *p, uint32_t type, const void *data, size_t len)
+{
+	struct takt_lane_tx *tx = &p->tx;
+	if (TAKT_UNLIKELY(!type_ok(type) || tx->broken || len > TAKT_COPY_INLINE_MAX ||
+			  len > tx->max_record))
+		return send_general(p, type, data, len);
+	uint64_t pos = tx->tail, end = pos + takt_rec_size(len);
+	/* fits before the end of the data area (no padding), and room by the
+	 * cached head (the general path refreshes it) */
+	if (TAKT_UNLIKELY((pos & tx->mask) + (end - pos) > tx->capacity ||
+			  end + TAKT_HEADROOM - tx->head_cache > tx->capacity))
+		return send_general(p, type, data, len);
+	p->reserved = false; /* a send replaces an uncommitted reservation */
+	/* every private field read before the first shared store */
+	struct takt_rec_header *rec = takt_rec_at(tx->data, tx->mask, pos);
+	struct takt_rec_header *next = takt_rec_at(tx->data, tx->mask, end);
+	struct takt_lane_tx_pub pub = takt_lane_tx_plan(tx, end, takt_rec_word(pos), 1, len);
+	/* lines from the record's end down (see send_general) */
+	takt_rec_zero_commit(next);
+	takt_copy_small((uint8_t *)rec + TAKT_REC_HEADER, data, len);
+	TAKT_FAULT_POINT(TAKT_FP_TX_PAYLOAD);
+	takt_rec_set_header(rec, (uint32_t)len, type);
+	takt_lane_tx_store(&pub);
+	if (TAKT_UNLIKELY(takt_producer_must_wake(p)))
+		return wake_consumer(p);
+	TAKT_FAULT_POINT(TAKT_FP_TX_RUNG);
 	return 0;
 }
 
@@ -293,7 +342,8 @@ int takt_try_send_batch(takt_producer *p, const struct takt_msg *msgs, unsigned 
 		cur += rec;
 	}
 	takt_lane_tx_publish(tx, end, first, count, bytes);
-	takt_producer_ring(p);
+	if (TAKT_UNLIKELY(takt_producer_must_wake(p)))
+		takt_doorbell_post(&p->wake_consumer);
 	TAKT_FAULT_POINT(TAKT_FP_TX_RUNG);
 	return (int)count;
 }

@@ -26,13 +26,13 @@ struct takt_producer {
 
 bool takt_producer_has_room(takt_producer *p, size_t len);
 
-/* After a publish: wake a parked consumer (internal.h has both forms). */
-static inline void takt_producer_ring(struct takt_producer *p)
+/* After a publish: must a parked consumer be woken (takt_doorbell_post on
+ * wake_consumer)?  internal.h has both forms of the check. */
+static inline bool takt_producer_must_wake(struct takt_producer *p)
 {
 	if (TAKT_LIKELY(p->light_ring))
-		takt_doorbell_ring_light(&p->wake_consumer);
-	else
-		takt_doorbell_ring(&p->wake_consumer);
+		return takt_doorbell_check_light(&p->wake_consumer);
+	return takt_doorbell_check(&p->wake_consumer);
 }
 bool takt_producer_has_room_shared(takt_producer *p, size_t len);
 

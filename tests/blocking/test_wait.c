@@ -13,6 +13,8 @@
  *    publishing (try_send, batch, reserve/commit, takt_send), on any lane of
  *    an MPSC channel; a producer parked on a full ring is woken by every way
  *    of freeing space (try_recv, batch, peek/release, takt_recv);
+ *  - each of those calls, through its fast and its general path, posts to
+ *    a bell armed by hand (a skipped post would only cost a waiter time);
  *  - a lost post (a waker that dies after taking the armed bit) costs the
  *    waiter one deadline, after which it still gets the record;
  *  - a channel whose semaphores are missing cannot be opened (-ENOENT) and
@@ -24,6 +26,7 @@
 #include "tb_common.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <semaphore.h>
 #include <signal.h>
 #include <stdio.h>
@@ -552,6 +555,164 @@ Test(wait, parked_producer_woken_by_every_free)
 		takt_consumer_close(c);
 		tb_remove(name);
 	}
+}
+
+/* ---- each publishing call posts to an armed bell ------------------------ */
+
+/*
+ * The tests above show that a parked waiter wakes, not that the publishing
+ * call posted: a skipped post only delays the waiter to its backstop
+ * (TAKT_PARK_BACKSTOP_NS, 2 ms) or the consumer's next empty poll, and no
+ * assertion may time that.  Here the bell is armed by hand (the test
+ * stores the bit, as a waiter's arm would), nothing waits, and after each
+ * way of publishing the armed bit must be cleared and exactly one token
+ * posted.  The steps take both the call-free fast paths of takt_try_send
+ * and takt_try_recv (one lane, records of at most 64 bytes) and the general
+ * paths behind them (a long record, padding at the end of the lane).
+ */
+enum send_way { SEND_TRY, SEND_RESERVE, SEND_BATCH, SEND_BLOCKING };
+enum recv_way { RECV_TRY, RECV_PEEK, RECV_BATCH, RECV_BLOCKING };
+
+static sem_t *open_bell_sem(const char *name, int lane)
+{
+	char sem_name[TAKT_NAME_MAX + 32];
+	if (lane < 0)
+		snprintf(sem_name, sizeof sem_name, "/takt.%s.rx", name);
+	else
+		snprintf(sem_name, sizeof sem_name, "/takt.%s.tx%d", name, lane);
+	sem_t *sem = sem_open(sem_name, 0);
+	cr_assert_neq(sem, SEM_FAILED, "sem_open %s: %s", sem_name, strerror(errno));
+	return sem;
+}
+
+static void expect_posted(_Atomic uint32_t *bell, sem_t *sem, const char *what, uint32_t len)
+{
+	cr_expect_eq(atomic_load(bell) & 1u, 0, "%s of %u bytes left the bell armed", what, len);
+	int v = -1;
+	cr_assert_eq(sem_getvalue(sem, &v), 0);
+	cr_expect_eq(v, 1, "%s of %u bytes: %d tokens posted, 1 expected", what, len, v);
+	while (sem_trywait(sem) == 0)
+		;
+}
+
+static void send_one(takt_producer *p, enum send_way way, const uint8_t *rec, uint32_t len)
+{
+	int rc;
+	void *slot;
+	struct takt_msg m = { .data = (void *)rec, .len = len, .type = 1 };
+	switch (way) {
+	case SEND_TRY:
+		rc = takt_try_send(p, 1, rec, len);
+		break;
+	case SEND_RESERVE:
+		rc = takt_reserve(p, len, &slot);
+		if (rc == 0) {
+			memcpy(slot, rec, len);
+			rc = takt_commit(p, 1, len);
+		}
+		break;
+	case SEND_BATCH:
+		rc = takt_try_send_batch(p, &m, 1);
+		rc = rc == 1 ? 0 : rc;
+		break;
+	default:
+		rc = takt_send(p, 1, rec, len, TAKT_NO_WAIT);
+		break;
+	}
+	cr_assert_eq(rc, 0, "send way %d of %u bytes: %s", (int)way, len, takt_strerror(rc));
+}
+
+static void recv_one(takt_consumer *c, enum recv_way way, uint64_t seq, uint32_t len)
+{
+	uint8_t buf[256];
+	struct takt_msg m;
+	int rc;
+	switch (way) {
+	case RECV_TRY:
+		rc = takt_try_recv(c, buf, sizeof buf, &m);
+		break;
+	case RECV_PEEK:
+		rc = takt_peek(c, &m);
+		if (rc >= 0) {
+			memcpy(buf, m.data, m.len);
+			m.data = buf;
+			cr_assert_eq(takt_release(c), 0);
+		}
+		break;
+	case RECV_BATCH:
+		rc = takt_try_recv_batch(c, &m, 1, buf, sizeof buf);
+		rc = rc == 1 ? (int)m.len : rc;
+		break;
+	default:
+		rc = takt_recv(c, buf, sizeof buf, &m, TAKT_NO_WAIT);
+		break;
+	}
+	cr_assert_eq(rc, (int)len, "recv way %d = %d (%s)", (int)way, rc, takt_strerror(rc));
+	cr_assert(tb_check(m.data, m.len, 0, seq), "record %" PRIu64 " differs", seq);
+}
+
+Test(wait, every_publish_posts_to_an_armed_bell)
+{
+	const char *name = tb_name("armed");
+	tb_create(name, 1024, 1, 256);
+	takt_producer *p;
+	takt_consumer *c;
+	open_pair(name, &p, &c);
+	takt_channel *ch = takt_consumer_channel(c);
+	_Atomic uint32_t *rx_bell = tb_rx_bell(ch), *tx_bell = tb_tx_bell(ch, 0);
+	sem_t *rx_sem = open_bell_sem(name, -1), *tx_sem = open_bell_sem(name, 0);
+	static const struct {
+		enum send_way send;
+		enum recv_way recv;
+		uint32_t len;
+		bool padded;  /* the record follows padding at the end of the lane */
+	} steps[] = {
+		{ SEND_TRY, RECV_TRY, 48, false },            /* both fast paths */
+		{ SEND_TRY, RECV_TRY, 0, false },
+		{ SEND_TRY, RECV_TRY, 200, false },           /* long: general paths */
+		{ SEND_RESERVE, RECV_PEEK, 48, false },
+		{ SEND_BATCH, RECV_BATCH, 48, false },
+		{ SEND_BLOCKING, RECV_BLOCKING, 48, false },
+		{ SEND_TRY, RECV_TRY, 56, true },             /* padding: general paths */
+	};
+	uint8_t rec[256];
+	uint64_t seq = 0;
+	for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+		uint32_t len = steps[i].len;
+		if (steps[i].padded) {
+			/* unarmed 48-byte records (64 bytes in the lane) until the
+			 * tail is 64 bytes short of the end: a 56-byte record (72)
+			 * then needs padding first */
+			struct takt_lane_stats ls;
+			for (;;) {
+				cr_assert_eq(takt_lane_stats_get(ch, 0, &ls), 0);
+				if (ls.tail % 1024 == 1024 - 64)
+					break;
+				tb_fill(rec, 48, 0, seq);
+				cr_assert_eq(takt_try_send(p, 1, rec, 48), 0);
+				recv_one(c, RECV_TRY, seq++, 48);
+			}
+			while (sem_trywait(rx_sem) == 0 || sem_trywait(tx_sem) == 0)
+				;
+		}
+		tb_fill(rec, len, 0, seq);
+		atomic_store(rx_bell, 1u);
+		send_one(p, steps[i].send, rec, len);
+		expect_posted(rx_bell, rx_sem, "send", len);
+		if (steps[i].padded) {
+			struct takt_lane_stats ls;
+			cr_assert_eq(takt_lane_stats_get(ch, 0, &ls), 0);
+			cr_assert_eq(ls.tail % 1024, 16 + 56, "the record did not follow padding");
+		}
+		atomic_store(tx_bell, 1u);
+		recv_one(c, steps[i].recv, seq++, len);
+		expect_posted(tx_bell, tx_sem, "receive", len);
+	}
+	sem_close(rx_sem);
+	sem_close(tx_sem);
+	takt_producer_close(p);
+	takt_consumer_close(c);
+	tb_remove(name);
 }
 
 /* A waker that takes the armed bit and dies before posting (simulated by

@@ -49,7 +49,7 @@
  *   RMW_EVERY      DESIGN.md's waker: exchange(armed, 0) on every publish
  *                  instead of fence + load.  Also correct.
  *   LIGHT_RING     the fence-free producer (internal.h,
- *                  takt_doorbell_ring_light): no fence before its load of
+ *                  takt_doorbell_check_light): no fence before its load of
  *                  armed; the consumer's park is cut by the backstop
  *                  (membarrier, then a re-check; doorbell.c).  Correct.
  *   LIGHT_RING + NO_BACKSTOP  the same without the backstop: spin finds
