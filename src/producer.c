@@ -225,11 +225,24 @@ int takt_try_send(takt_producer *p, uint32_t type, const void *data, size_t len)
 			  len > tx->max_record))
 		return send_general(p, type, data, len);
 	uint64_t pos = tx->tail, end = pos + takt_rec_size(len);
-	/* fits before the end of the data area (no padding), and room by the
-	 * cached head (the general path refreshes it) */
-	if (TAKT_UNLIKELY((pos & tx->mask) + (end - pos) > tx->capacity ||
-			  end + TAKT_HEADROOM - tx->head_cache > tx->capacity))
+	/* fits before the end of the data area (no padding) */
+	if (TAKT_UNLIKELY((pos & tx->mask) + (end - pos) > tx->capacity))
 		return send_general(p, type, data, len);
+	if (TAKT_UNLIKELY(end + TAKT_HEADROOM - tx->head_cache > tx->capacity)) {
+		/* Full by the cached head.  A sender that spins on a full ring
+		 * comes here again and again: when the published head has not
+		 * moved since we validated it, the answer is "still full" in a
+		 * few instructions, not the general path's seventy (streaming
+		 * where the consumer is the bottleneck: docs/BENCHMARKS.md).
+		 * Any other head goes to the general path, which reads it
+		 * afresh and validates it.  acquire: as in
+		 * takt_lane_tx_refresh. */
+		uint64_t head = atomic_load_explicit(&tx->ctrl->head, memory_order_acquire);
+		if (head != tx->head_cache)
+			return send_general(p, type, data, len);
+		takt_lane_tx_count_full(tx);
+		return -EAGAIN;
+	}
 	p->reserved = false; /* a send replaces an uncommitted reservation */
 	/* every private field read before the first shared store */
 	struct takt_rec_header *rec = takt_rec_at(tx->data, tx->mask, pos);
