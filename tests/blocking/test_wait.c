@@ -316,35 +316,44 @@ static int consumer_waiter(void *v)
 	return ret;
 }
 
-static void publish(takt_producer *p, enum pub_mode mode, uint64_t stream, uint64_t seq)
+/* Send one record of len bytes (<= 256) carrying (stream, seq), the way
+ * `mode` says. */
+static void publish_len(takt_producer *p, enum pub_mode mode, uint64_t stream, uint64_t seq,
+			uint32_t len)
 {
-	uint8_t rec[REC_LEN];
-	tb_fill(rec, sizeof rec, stream, seq);
+	uint8_t rec[256];
+	cr_assert_leq(len, sizeof rec);
+	tb_fill(rec, len, stream, seq);
 	int rc;
 	switch (mode) {
 	case PUB_TRY_SEND:
-		rc = takt_try_send(p, 1, rec, sizeof rec);
+		rc = takt_try_send(p, 1, rec, len);
 		break;
 	case PUB_BATCH: {
-		struct takt_msg m = {.data = rec, .len = REC_LEN, .type = 1};
+		struct takt_msg m = {.data = rec, .len = len, .type = 1};
 		rc = takt_try_send_batch(p, &m, 1);
 		rc = rc == 1 ? 0 : rc;
 		break;
 	}
 	case PUB_COMMIT: {
 		void *dst;
-		rc = takt_reserve(p, REC_LEN, &dst);
+		rc = takt_reserve(p, len, &dst);
 		if (rc == 0) {
-			memcpy(dst, rec, REC_LEN);
-			rc = takt_commit(p, 1, REC_LEN);
+			memcpy(dst, rec, len);
+			rc = takt_commit(p, 1, len);
 		}
 		break;
 	}
 	default:
-		rc = takt_send(p, 1, rec, sizeof rec, takt_deadline_in(LONG_WAIT));
+		rc = takt_send(p, 1, rec, len, takt_deadline_in(LONG_WAIT));
 		break;
 	}
-	cr_assert_eq(rc, 0, "%s: %s", pub_names[mode], takt_strerror(rc));
+	cr_assert_eq(rc, 0, "%s of %u bytes: %s", pub_names[mode], len, takt_strerror(rc));
+}
+
+static void publish(takt_producer *p, enum pub_mode mode, uint64_t stream, uint64_t seq)
+{
+	publish_len(p, mode, stream, seq, REC_LEN);
 }
 
 static void expect_child_ok(pid_t pid, struct tb_report *rep, const char *what)
@@ -497,7 +506,10 @@ static int producer_waiter(void *v)
 }
 
 /* Free exactly one record's worth of space. */
-static void free_one(takt_consumer *c, enum free_mode mode)
+/* Receive one record, the way `mode` says; it must be len bytes carrying
+ * (stream, seq). */
+static void receive_one(takt_consumer *c, enum free_mode mode, uint64_t stream, uint64_t seq,
+			uint32_t len)
 {
 	uint8_t buf[256];
 	struct takt_msg msg;
@@ -522,8 +534,13 @@ static void free_one(takt_consumer *c, enum free_mode mode)
 		rc = takt_recv(c, buf, sizeof buf, &msg, takt_deadline_in(LONG_WAIT));
 		break;
 	}
-	cr_assert_eq(rc, (int)REC_LEN, "%s = %d (%s)", free_names[mode], rc, takt_strerror(rc));
-	cr_assert(tb_check(msg.data, msg.len, 0, 0), "first record differs");
+	cr_assert_eq(rc, (int)len, "%s = %d (%s)", free_names[mode], rc, takt_strerror(rc));
+	cr_assert(tb_check(msg.data, msg.len, stream, seq), "record %" PRIu64 " differs", seq);
+}
+
+static void free_one(takt_consumer *c, enum free_mode mode)
+{
+	receive_one(c, mode, 0, 0, REC_LEN);
 }
 
 /* A producer parked on a full ring is woken by each way of freeing space. */
@@ -570,9 +587,6 @@ Test(wait, parked_producer_woken_by_every_free)
  * and takt_try_recv (one lane, records of at most 64 bytes) and the general
  * paths behind them (a long record, padding at the end of the lane).
  */
-enum send_way { SEND_TRY, SEND_RESERVE, SEND_BATCH, SEND_BLOCKING };
-enum recv_way { RECV_TRY, RECV_PEEK, RECV_BATCH, RECV_BLOCKING };
-
 static sem_t *open_bell_sem(const char *name, int lane)
 {
 	char sem_name[TAKT_NAME_MAX + 32];
@@ -595,62 +609,6 @@ static void expect_posted(_Atomic uint32_t *bell, sem_t *sem, const char *what, 
 		;
 }
 
-static void send_one(takt_producer *p, enum send_way way, const uint8_t *rec, uint32_t len)
-{
-	int rc;
-	void *slot;
-	struct takt_msg m = { .data = (void *)rec, .len = len, .type = 1 };
-	switch (way) {
-	case SEND_TRY:
-		rc = takt_try_send(p, 1, rec, len);
-		break;
-	case SEND_RESERVE:
-		rc = takt_reserve(p, len, &slot);
-		if (rc == 0) {
-			memcpy(slot, rec, len);
-			rc = takt_commit(p, 1, len);
-		}
-		break;
-	case SEND_BATCH:
-		rc = takt_try_send_batch(p, &m, 1);
-		rc = rc == 1 ? 0 : rc;
-		break;
-	default:
-		rc = takt_send(p, 1, rec, len, TAKT_NO_WAIT);
-		break;
-	}
-	cr_assert_eq(rc, 0, "send way %d of %u bytes: %s", (int)way, len, takt_strerror(rc));
-}
-
-static void recv_one(takt_consumer *c, enum recv_way way, uint64_t seq, uint32_t len)
-{
-	uint8_t buf[256];
-	struct takt_msg m;
-	int rc;
-	switch (way) {
-	case RECV_TRY:
-		rc = takt_try_recv(c, buf, sizeof buf, &m);
-		break;
-	case RECV_PEEK:
-		rc = takt_peek(c, &m);
-		if (rc >= 0) {
-			memcpy(buf, m.data, m.len);
-			m.data = buf;
-			cr_assert_eq(takt_release(c), 0);
-		}
-		break;
-	case RECV_BATCH:
-		rc = takt_try_recv_batch(c, &m, 1, buf, sizeof buf);
-		rc = rc == 1 ? (int)m.len : rc;
-		break;
-	default:
-		rc = takt_recv(c, buf, sizeof buf, &m, TAKT_NO_WAIT);
-		break;
-	}
-	cr_assert_eq(rc, (int)len, "recv way %d = %d (%s)", (int)way, rc, takt_strerror(rc));
-	cr_assert(tb_check(m.data, m.len, 0, seq), "record %" PRIu64 " differs", seq);
-}
-
 Test(wait, every_publish_posts_to_an_armed_bell)
 {
 	const char *name = tb_name("armed");
@@ -662,20 +620,19 @@ Test(wait, every_publish_posts_to_an_armed_bell)
 	_Atomic uint32_t *rx_bell = tb_rx_bell(ch), *tx_bell = tb_tx_bell(ch, 0);
 	sem_t *rx_sem = open_bell_sem(name, -1), *tx_sem = open_bell_sem(name, 0);
 	static const struct {
-		enum send_way send;
-		enum recv_way recv;
+		enum pub_mode send;
+		enum free_mode recv;
 		uint32_t len;
 		bool padded;  /* the record follows padding at the end of the lane */
 	} steps[] = {
-		{ SEND_TRY, RECV_TRY, 48, false },            /* both fast paths */
-		{ SEND_TRY, RECV_TRY, 0, false },
-		{ SEND_TRY, RECV_TRY, 200, false },           /* long: general paths */
-		{ SEND_RESERVE, RECV_PEEK, 48, false },
-		{ SEND_BATCH, RECV_BATCH, 48, false },
-		{ SEND_BLOCKING, RECV_BLOCKING, 48, false },
-		{ SEND_TRY, RECV_TRY, 56, true },             /* padding: general paths */
+		{ PUB_TRY_SEND, FREE_TRY_RECV, 48, false },  /* both fast paths */
+		{ PUB_TRY_SEND, FREE_TRY_RECV, 0, false },
+		{ PUB_TRY_SEND, FREE_TRY_RECV, 200, false }, /* long: general paths */
+		{ PUB_COMMIT, FREE_PEEK, 48, false },
+		{ PUB_BATCH, FREE_BATCH, 48, false },
+		{ PUB_SEND, FREE_RECV, 48, false },
+		{ PUB_TRY_SEND, FREE_TRY_RECV, 56, true },   /* padding: general paths */
 	};
-	uint8_t rec[256];
 	uint64_t seq = 0;
 	for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
 		uint32_t len = steps[i].len;
@@ -688,25 +645,23 @@ Test(wait, every_publish_posts_to_an_armed_bell)
 				cr_assert_eq(takt_lane_stats_get(ch, 0, &ls), 0);
 				if (ls.tail % 1024 == 1024 - 64)
 					break;
-				tb_fill(rec, 48, 0, seq);
-				cr_assert_eq(takt_try_send(p, 1, rec, 48), 0);
-				recv_one(c, RECV_TRY, seq++, 48);
+				publish_len(p, PUB_TRY_SEND, 0, seq, 48);
+				receive_one(c, FREE_TRY_RECV, 0, seq++, 48);
 			}
 			while (sem_trywait(rx_sem) == 0 || sem_trywait(tx_sem) == 0)
 				;
 		}
-		tb_fill(rec, len, 0, seq);
 		atomic_store(rx_bell, 1u);
-		send_one(p, steps[i].send, rec, len);
-		expect_posted(rx_bell, rx_sem, "send", len);
+		publish_len(p, steps[i].send, 0, seq, len);
+		expect_posted(rx_bell, rx_sem, pub_names[steps[i].send], len);
 		if (steps[i].padded) {
 			struct takt_lane_stats ls;
 			cr_assert_eq(takt_lane_stats_get(ch, 0, &ls), 0);
 			cr_assert_eq(ls.tail % 1024, 16 + 56, "the record did not follow padding");
 		}
 		atomic_store(tx_bell, 1u);
-		recv_one(c, steps[i].recv, seq++, len);
-		expect_posted(tx_bell, tx_sem, "receive", len);
+		receive_one(c, steps[i].recv, 0, seq++, len);
+		expect_posted(tx_bell, tx_sem, free_names[steps[i].recv], len);
 	}
 	sem_close(rx_sem);
 	sem_close(tx_sem);
