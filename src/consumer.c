@@ -124,7 +124,8 @@ static inline bool publish_lane_must_wake(takt_consumer *c, unsigned k)
 {
 	struct takt_consumer_lane *l = &c->lane[k];
 	takt_lane_rx_publish(&l->rx);
-	l->rx.unfenced = true;
+	if (!l->rx.unfenced)
+		l->rx.unfenced = true; /* stored only when it changes: see takt_lane_rx_advance */
 	return atomic_load_explicit(l->wake_producer.word, memory_order_relaxed) & 1u;
 }
 
@@ -349,7 +350,7 @@ int takt_try_recv(takt_consumer *c, void *buf, size_t cap, struct takt_msg *msg)
 		return recv_general(c, buf, cap, msg);
 	takt_copy_small(buf, rx->data + idx + TAKT_REC_HEADER, len);
 	TAKT_FAULT_POINT(TAKT_FP_RX_COPIED);
-	takt_lane_rx_consume(rx, len);
+	takt_lane_rx_advance(rx, len); /* published below: never dirty */
 	if (msg) {
 		msg->data = buf;
 		msg->len = len;
