@@ -177,20 +177,46 @@ void takt_lane_tx_mark_broken(struct takt_lane_tx *tx);
 /* Find the true tail of a lane whose previous producer may have died. */
 int takt_lane_recover_tail(struct takt_lane_tx *tx);
 
-/* Is there room for everything up to `end` (plus the headroom)? */
-static inline int takt_lane_tx_room(struct takt_lane_tx *tx, uint64_t end)
+/*
+ * Room for everything up to `end` (plus the headroom), without a call:
+ * 0 by the cached head; -EAGAIN when not, and the published head has not
+ * moved since it was validated -- "still full", the answer a sender
+ * spinning on a full ring gets again and again, in a few instructions
+ * (docs/BENCHMARKS.md); 1 when the head moved: takt_lane_tx_refresh must
+ * read it afresh and validate it (the value read here is only compared).
+ */
+static inline int takt_lane_tx_room_cached(struct takt_lane_tx *tx, uint64_t end)
 {
 	if (TAKT_LIKELY(end + TAKT_HEADROOM - tx->head_cache <= tx->capacity))
 		return 0;
+	/* acquire: as in takt_lane_tx_refresh (pairs with the consumer's
+	 * release of head). */
+	uint64_t head = atomic_load_explicit(&tx->ctrl->head, memory_order_acquire);
+	return head == tx->head_cache ? -EAGAIN : 1;
+}
+
+/* Is there room for everything up to `end` (plus the headroom)? */
+static inline int takt_lane_tx_room(struct takt_lane_tx *tx, uint64_t end)
+{
+	int room = takt_lane_tx_room_cached(tx, end);
+	if (TAKT_LIKELY(room <= 0))
+		return room;
 	return takt_lane_tx_refresh(tx, end);
+}
+
+/* Does a record of `rec` bytes starting at `from` fit before the end of
+ * the data area? */
+static inline bool takt_lane_fits_before_end(const struct takt_lane_tx *tx, uint64_t from,
+					     uint64_t rec)
+{
+	return (from & tx->mask) + rec <= tx->capacity;
 }
 
 /* Where a record of `rec` bytes starting at `from` goes: the padding bytes
  * needed before it (0 if it fits before the end of the data area). */
 static inline uint64_t takt_lane_pad_before(const struct takt_lane_tx *tx, uint64_t from, uint64_t rec)
 {
-	uint64_t to_end = tx->capacity - (from & tx->mask);
-	return rec <= to_end ? 0 : to_end;
+	return takt_lane_fits_before_end(tx, from, rec) ? 0 : tx->capacity - (from & tx->mask);
 }
 
 /* Write a record's header, except its commit word. */

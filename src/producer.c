@@ -172,8 +172,7 @@ static inline void publish_one(takt_producer *p, uint64_t pos, uint64_t pad, uin
 		first = takt_pad_word(tx->tail);
 	}
 	takt_lane_tx_publish_zeroed(tx, pos + takt_rec_size(len), first, 1, len);
-	if (TAKT_UNLIKELY(takt_producer_must_wake(p)))
-		takt_doorbell_post(&p->wake_consumer);
+	takt_producer_ring(p);
 	TAKT_FAULT_POINT(TAKT_FP_TX_RUNG);
 }
 
@@ -225,21 +224,12 @@ int takt_try_send(takt_producer *p, uint32_t type, const void *data, size_t len)
 			  len > tx->max_record))
 		return send_general(p, type, data, len);
 	uint64_t pos = tx->tail, end = pos + takt_rec_size(len);
-	/* fits before the end of the data area (no padding) */
-	if (TAKT_UNLIKELY((pos & tx->mask) + (end - pos) > tx->capacity))
-		return send_general(p, type, data, len);
-	if (TAKT_UNLIKELY(end + TAKT_HEADROOM - tx->head_cache > tx->capacity)) {
-		/* Full by the cached head.  A sender that spins on a full ring
-		 * comes here again and again: when the published head has not
-		 * moved since we validated it, the answer is "still full" in a
-		 * few instructions, not the general path's seventy (streaming
-		 * where the consumer is the bottleneck: docs/BENCHMARKS.md).
-		 * Any other head goes to the general path, which reads it
-		 * afresh and validates it.  acquire: as in
-		 * takt_lane_tx_refresh. */
-		uint64_t head = atomic_load_explicit(&tx->ctrl->head, memory_order_acquire);
-		if (head != tx->head_cache)
-			return send_general(p, type, data, len);
+	if (TAKT_UNLIKELY(!takt_lane_fits_before_end(tx, pos, end - pos)))
+		return send_general(p, type, data, len); /* padding first */
+	int room = takt_lane_tx_room_cached(tx, end);
+	if (TAKT_UNLIKELY(room != 0)) {
+		if (room > 0)
+			return send_general(p, type, data, len); /* the head moved: refresh */
 		takt_lane_tx_count_full(tx);
 		return -EAGAIN;
 	}
@@ -355,8 +345,7 @@ int takt_try_send_batch(takt_producer *p, const struct takt_msg *msgs, unsigned 
 		cur += rec;
 	}
 	takt_lane_tx_publish(tx, end, first, count, bytes);
-	if (TAKT_UNLIKELY(takt_producer_must_wake(p)))
-		takt_doorbell_post(&p->wake_consumer);
+	takt_producer_ring(p);
 	TAKT_FAULT_POINT(TAKT_FP_TX_RUNG);
 	return (int)count;
 }

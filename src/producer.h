@@ -34,6 +34,13 @@ static inline bool takt_producer_must_wake(struct takt_producer *p)
 		return takt_doorbell_check_light(&p->wake_consumer);
 	return takt_doorbell_check(&p->wake_consumer);
 }
+
+/* Both: wake a parked consumer if one armed the bell. */
+static inline void takt_producer_ring(struct takt_producer *p)
+{
+	if (TAKT_UNLIKELY(takt_producer_must_wake(p)))
+		takt_doorbell_post(&p->wake_consumer);
+}
 bool takt_producer_has_room_shared(takt_producer *p, size_t len);
 
 #endif
