@@ -209,6 +209,10 @@ TAKT_API takt_channel *takt_producer_channel(takt_producer *p);
  * Copy one record into the ring and publish it.  Never blocks.
  * Returns 0; -EAGAIN if the ring is full; -EMSGSIZE if len > max_record;
  * -EINVAL for a reserved type; -EBADMSG if the lane is broken.
+ * "Full" counts space the consumer has received but not yet released: it
+ * releases in steps of capacity / 8, at once when it finds its lane empty
+ * or a producer waiting, and at close (docs/FORMAT.md).  The blocking
+ * takt_send takes that space before it parks: it never waits for it.
  */
 TAKT_API int takt_try_send(takt_producer *p, uint32_t type, const void *data, size_t len);
 
@@ -240,7 +244,8 @@ typedef struct takt_consumer takt_consumer;
 
 /**
  * Open a channel as its consumer.  A new consumer after a dead one resumes
- * at the head the dead one published.
+ * at the position the dead one stored after its last record (the record it
+ * was taking when it died may come again: at-least-once on a crash).
  * Errors: as takt_channel_open, and -EBUSY when a live consumer exists.
  */
 TAKT_API int takt_consumer_open(const char *name, takt_consumer **out);
@@ -333,7 +338,7 @@ TAKT_API void takt_consumer_set_spin_ns(takt_consumer *c, uint32_t spin_ns);
 
 /** One lane as seen from any process (all counters since creation). */
 struct takt_lane_stats {
-	uint64_t head;             /**< consumer's published position (bytes) */
+	uint64_t head;             /**< consumer's position: every record before it received (bytes) */
 	uint64_t tail;             /**< producer's published position (bytes) */
 	uint64_t records_sent;
 	uint64_t bytes_sent;       /**< payload bytes */

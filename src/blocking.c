@@ -10,10 +10,16 @@
 #include "consumer.h"
 #include "producer.h"
 
+/* has_room while spinning; has_room_parking in the re-checks around a
+ * park (after arming, at each backstop), where a producer may also take
+ * space the consumer has read but not released (lane.c,
+ * takt_lane_tx_claim_consumed): never while spinning, where it would pull
+ * the consumer's position line on every iteration. */
 struct room_query {
 	takt_producer *p;
 	size_t len;
 	bool (*has_room)(takt_producer *p, size_t len);
+	bool (*has_room_parking)(takt_producer *p, size_t len);
 };
 
 static bool room_ready(void *arg)
@@ -21,6 +27,13 @@ static bool room_ready(void *arg)
 	struct room_query *q = arg;
 	return atomic_load_explicit(&q->p->interrupt, memory_order_seq_cst) ||
 	       q->has_room(q->p, q->len);
+}
+
+static bool room_ready_parking(void *arg)
+{
+	struct room_query *q = arg;
+	return atomic_load_explicit(&q->p->interrupt, memory_order_seq_cst) ||
+	       q->has_room_parking(q->p, q->len);
 }
 
 struct record_query {
@@ -40,17 +53,18 @@ static bool take_interrupt(_Atomic uint32_t *flag)
 	return atomic_exchange_explicit(flag, 0, memory_order_seq_cst) != 0;
 }
 
-/* One wait round: spin, then park.  0 when worth retrying, -ETIMEDOUT, or
- * another negative errno from the semaphore. */
-static int wait_round(struct takt_doorbell *db, bool (*ready)(void *), void *arg, uint32_t spin_ns,
-		      uint64_t deadline_ns, takt_a64 *last_ns)
+/* One wait round: spin until ready(), then park until park_ready().  0
+ * when worth retrying, -ETIMEDOUT, or another negative errno from the
+ * semaphore. */
+static int wait_round(struct takt_doorbell *db, bool (*ready)(void *), bool (*park_ready)(void *),
+		      void *arg, uint32_t spin_ns, uint64_t deadline_ns, takt_a64 *last_ns)
 {
 	if (takt_spin_until(ready, arg, spin_ns, deadline_ns))
 		return 0;
 	if (takt_now_ns() >= deadline_ns)
 		return -ETIMEDOUT;
 	atomic_store_explicit(last_ns, takt_coarse_ns(), memory_order_relaxed);
-	int rc = takt_doorbell_wait(db, ready, arg, deadline_ns);
+	int rc = takt_doorbell_wait(db, park_ready, arg, deadline_ns);
 	atomic_store_explicit(last_ns, takt_coarse_ns(), memory_order_relaxed);
 	return rc;
 }
@@ -62,12 +76,14 @@ static int wait_round(struct takt_doorbell *db, bool (*ready)(void *), void *arg
 		int rc_ = (try_expr);                                                      \
 		if (rc_ != -EAGAIN || (deadline_ns) == TAKT_NO_WAIT)                       \
 			return rc_;                                                        \
-		struct room_query q_ = {(p), (len), takt_producer_has_room};               \
+		struct room_query q_ = {(p), (len), takt_producer_has_room,                \
+					takt_producer_has_room_parking};                   \
 		for (;;) {                                                                 \
 			if (take_interrupt(&(p)->interrupt))                               \
 				return -EINTR;                                             \
-			int w_ = wait_round(&(p)->space, room_ready, &q_, (p)->spin_ns,    \
-					    (deadline_ns), &(p)->tx.ctrl->last_ns);        \
+			int w_ = wait_round(&(p)->space, room_ready, room_ready_parking,   \
+					    &q_, (p)->spin_ns, (deadline_ns),              \
+					    &(p)->tx.ctrl->last_ns);                       \
 			rc_ = (try_expr);                                                  \
 			if (rc_ != -EAGAIN)                                                \
 				return rc_;                                                \
@@ -85,8 +101,8 @@ static int wait_round(struct takt_doorbell *db, bool (*ready)(void *), void *arg
 		for (;;) {                                                                 \
 			if (take_interrupt(&(c)->interrupt))                               \
 				return -EINTR;                                             \
-			int w_ = wait_round(&(c)->rx_bell, record_ready, &q_, (c)->spin_ns, \
-					    (deadline_ns), &(c)->seg->last_ns);            \
+			int w_ = wait_round(&(c)->rx_bell, record_ready, record_ready, &q_, \
+					    (c)->spin_ns, (deadline_ns), &(c)->seg->last_ns); \
 			rc_ = (try_expr);                                                  \
 			if (rc_ != -EAGAIN)                                                \
 				return rc_;                                                \
@@ -134,8 +150,8 @@ int takt_wait_readable(takt_consumer *c, uint64_t deadline_ns)
 			return 0;
 		if (deadline_ns == TAKT_NO_WAIT)
 			return -ETIMEDOUT;
-		int w = wait_round(&c->rx_bell, record_ready, &q, c->spin_ns, deadline_ns,
-				   &c->seg->last_ns);
+		int w = wait_round(&c->rx_bell, record_ready, record_ready, &q, c->spin_ns,
+				   deadline_ns, &c->seg->last_ns);
 		if (w < 0)
 			return q.has_record(c) ? 0 : w;
 	}
@@ -143,7 +159,11 @@ int takt_wait_readable(takt_consumer *c, uint64_t deadline_ns)
 
 int takt_wait_writable(takt_producer *p, size_t len, uint64_t deadline_ns)
 {
-	struct room_query q = {p, len, takt_producer_has_room_shared};
+	/* Space the consumer has read but not released is not taken here:
+	 * the owner's takt_try_send could not use it (only a parking owner
+	 * claims it), and a waiter returning for it would spin.  The
+	 * consumer's next receive releases at once for an armed waiter. */
+	struct room_query q = {p, len, takt_producer_has_room_shared, takt_producer_has_room_shared};
 	for (;;) {
 		if (take_interrupt(&p->interrupt))
 			return -EINTR;
@@ -151,7 +171,7 @@ int takt_wait_writable(takt_producer *p, size_t len, uint64_t deadline_ns)
 			return 0;
 		if (deadline_ns == TAKT_NO_WAIT)
 			return -ETIMEDOUT;
-		int w = wait_round(&p->space, room_ready, &q, p->spin_ns, deadline_ns,
+		int w = wait_round(&p->space, room_ready, room_ready, &q, p->spin_ns, deadline_ns,
 				   &p->tx.ctrl->last_ns);
 		if (w < 0)
 			return q.has_room(p, len) ? 0 : w;

@@ -55,13 +55,21 @@ int takt_consumer_attach(takt_channel *ch, takt_consumer **out)
 		rx->capacity = ch->geo.capacity;
 		rx->mask = ch->geo.mask;
 		rx->max_record = ch->geo.max_record;
-		/* Resume at the published head (a dead consumer's records after
-		 * it are delivered again: at-least-once on a consumer crash).
-		 * acquire: pairs with the release of whoever published it. */
+		rx->release_step = rx->capacity / 8;
+		/* Resume at the last consumer's position (a dead consumer's
+		 * record in flight is delivered again: at-least-once on a
+		 * consumer crash); what it read but had not released yet is
+		 * released at our first empty poll.  acquire: pairs with the
+		 * release of whoever released the head; the position and the
+		 * tail come with the slot's lock hand-over. */
 		uint64_t head = atomic_load_explicit(&rx->ctrl->head, memory_order_acquire);
+		uint64_t pos = atomic_load_explicit(&rx->ctrl->consumed, memory_order_relaxed);
 		uint64_t tail = atomic_load_explicit(&rx->ctrl->tail, memory_order_relaxed);
-		rx->head = head;
-		if ((head & (TAKT_REC_ALIGN - 1)) || head > tail || tail - head > rx->capacity) {
+		rx->head = pos;
+		rx->released = head;
+		if (((head | pos) & (TAKT_REC_ALIGN - 1)) || head > pos || pos > tail ||
+		    tail - pos > rx->capacity) {
+			rx->released = pos; /* a broken lane owes nothing */
 			takt_lane_rx_corrupt(rx);
 			c->broken_lanes++;
 		}
@@ -108,25 +116,31 @@ int takt_consumer_open(const char *name, takt_consumer **out)
 }
 
 /*
- * Publish the head after a receive and wake a producer parked for space.
- * The head store is cheap (a line only we write, read by the producer only
- * when its cached head says full).  The doorbell check here is a relaxed
- * load of that same line, without the seq_cst fence the doorbell protocol
- * asks for: it sees every arm that is already visible, and one that races
- * with this publish is seen by the next receive from the lane or, if there
- * is none, by the fenced check that publish_fenced() makes when a poll
- * finds the lane empty (so before we could wait).  A producer that armed
- * has a full ring, so one of the two always comes: no wake-up is lost, at
- * worst it waits for the consumer's next call.  This keeps the fence (~20
- * cycles) off every hop of the receive path.
+ * After a receive: store the position, release the head when it is due
+ * (lane.h: takt_lane_rx_owes_release) or when the producer waits, and
+ * tell whether to wake it.  The doorbell check is a relaxed load of the
+ * head's line (a line the producer writes only to arm), without the
+ * seq_cst fence the doorbell protocol asks for: it sees every arm that is
+ * already visible, and one that races with this call is seen by the next
+ * receive from the lane or, if there is none, by the fenced check that
+ * publish_fenced() makes when a poll finds the lane empty (so before we
+ * could wait).  A producer that armed lacks room by the released head, so
+ * the lane holds records or space we owe it, and one of the two always
+ * comes: no wake-up is lost, at worst it waits for the consumer's next
+ * call.  This keeps the fence (~20 cycles) off every hop of the receive
+ * path.
  */
 static inline bool publish_lane_must_wake(takt_consumer *c, unsigned k)
 {
 	struct takt_consumer_lane *l = &c->lane[k];
-	takt_lane_rx_publish(&l->rx);
-	if (!l->rx.unfenced)
-		l->rx.unfenced = true; /* stored only when it changes: see takt_lane_rx_advance */
-	return atomic_load_explicit(l->wake_producer.word, memory_order_relaxed) & 1u;
+	takt_lane_rx_store_position(&l->rx);
+	bool armed = atomic_load_explicit(l->wake_producer.word, memory_order_relaxed) & 1u;
+	if (TAKT_UNLIKELY(armed || takt_lane_rx_release_due(&l->rx))) {
+		takt_lane_rx_release(&l->rx);
+		if (!l->rx.unfenced)
+			l->rx.unfenced = true; /* stored only when it changes: see takt_lane_rx_advance */
+	}
+	return armed;
 }
 
 static void publish_lane(takt_consumer *c, unsigned k)
@@ -141,7 +155,9 @@ static void publish_fenced(takt_consumer *c, unsigned k)
 {
 	struct takt_consumer_lane *l = &c->lane[k];
 	if (l->rx.dirty)
-		takt_lane_rx_publish(&l->rx);
+		takt_lane_rx_store_position(&l->rx);
+	if (takt_lane_rx_owes_release(&l->rx))
+		takt_lane_rx_release(&l->rx);
 	l->rx.unfenced = false;
 	takt_doorbell_ring(&l->wake_producer);
 	TAKT_FAULT_POINT(TAKT_FP_RX_RUNG);
@@ -152,7 +168,8 @@ void takt_consumer_close(takt_consumer *c)
 	if (!c)
 		return;
 	for (unsigned k = 0; k < c->lanes; k++)
-		if ((c->lane[k].rx.dirty || c->lane[k].rx.unfenced) && !c->lane[k].rx.broken)
+		if ((takt_lane_rx_owes_release(&c->lane[k].rx) || c->lane[k].rx.unfenced) &&
+		    !c->lane[k].rx.broken)
 			publish_fenced(c, k);
 	takt_channel *ch = c->ch;
 	atomic_store_explicit(&c->seg->last_ns, takt_coarse_ns(), memory_order_relaxed);
@@ -213,9 +230,9 @@ __attribute__((always_inline)) static inline int poll_lane(takt_consumer *c, uns
 		c->broken_lanes++;
 		return -EBADMSG;
 	}
-	/* empty: padding may have been skipped (dirty), and a producer's arm
-	 * may have raced an unfenced publish */
-	if (rx->dirty || rx->unfenced)
+	/* empty: release what we owe (padding skipped included), and a
+	 * producer's arm may have raced an unfenced release */
+	if (takt_lane_rx_owes_release(rx) || rx->unfenced)
 		publish_fenced(c, k);
 	return 0;
 }
@@ -338,7 +355,7 @@ int takt_try_recv(takt_consumer *c, void *buf, size_t cap, struct takt_msg *msg)
 	/* acquire: pairs with the producer's release of this word (lane.h). */
 	uint64_t word = atomic_load_explicit(&hdr->commit, memory_order_acquire);
 	if (TAKT_UNLIKELY(word != takt_rec_word(h))) {
-		if (word == takt_pad_word(h) || rx->dirty || rx->unfenced)
+		if (word == takt_pad_word(h) || takt_lane_rx_owes_release(rx) || rx->unfenced)
 			return recv_general(c, buf, cap, msg);
 		takt_lane_rx_touch_next(rx, idx);
 		count_empty(c);
@@ -350,7 +367,7 @@ int takt_try_recv(takt_consumer *c, void *buf, size_t cap, struct takt_msg *msg)
 		return recv_general(c, buf, cap, msg);
 	takt_copy_small(buf, rx->data + idx + TAKT_REC_HEADER, len);
 	TAKT_FAULT_POINT(TAKT_FP_RX_COPIED);
-	takt_lane_rx_advance(rx, len); /* published below: never dirty */
+	takt_lane_rx_advance(rx, len); /* stored below: never dirty */
 	if (msg) {
 		msg->data = buf;
 		msg->len = len;
@@ -406,7 +423,7 @@ int takt_try_recv_batch(takt_consumer *c, struct takt_msg *msgs, unsigned n, voi
 			used = cap;
 		took_one(c);
 	}
-	/* what the batch consumed is published once per lane visit */
+	/* what the batch consumed is stored once per lane visit */
 	for (unsigned k = 0; k < c->lanes; k++)
 		if (c->lane[k].rx.dirty && !c->lane[k].rx.broken)
 			publish_lane(c, k);
@@ -458,11 +475,11 @@ bool takt_consumer_has_record(takt_consumer *c)
 }
 
 /*
- * The same question from shared state only (the published heads, the
+ * The same question from shared state only (the stored positions, the
  * commit words, the lanes' broken flags), for a thread other than the
  * handle's owner: takt_wait_readable.  A record the owner has consumed but
- * not yet published (mid-batch) makes it answer true early; its caller
- * simply tries and waits again.
+ * whose position it has not stored yet (mid-batch) makes it answer true
+ * early; its caller simply tries and waits again.
  */
 bool takt_consumer_has_record_shared(takt_consumer *c)
 {
@@ -470,12 +487,15 @@ bool takt_consumer_has_record_shared(takt_consumer *c)
 		const struct takt_lane_rx *rx = &c->lane[k].rx; /* immutable fields only */
 		if (atomic_load_explicit(&rx->ctrl->broken, memory_order_relaxed))
 			return true; /* let the owner's receive report it */
-		uint64_t head = atomic_load_explicit(&rx->ctrl->head, memory_order_acquire);
-		/* Only the owner stores this head, always 8-aligned; anything
+		/* The position, not the released head (which may lag by a
+		 * step and would answer true for records already taken).
+		 * Relaxed: it only picks the commit word, which is acquired. */
+		uint64_t head = atomic_load_explicit(&rx->ctrl->consumed, memory_order_relaxed);
+		/* Only the owner stores this position, always 8-aligned; anything
 		 * else is a scribble.  An aligned index is at most capacity - 8,
 		 * so the commit word read below stays inside the data area (the
 		 * last lane's can end exactly where the mapping ends).  Such a
-		 * lane answers "nothing" until the owner publishes its head
+		 * lane answers "nothing" until the owner stores its position
 		 * again (its next receive from the lane): the waiter still
 		 * wakes on the doorbell, and spurious wake-ups on every call
 		 * would turn a waiting thread into a spinning one. */

@@ -52,14 +52,15 @@ enum takt_fault_point_id {
 	TAKT_FP_RX_OPEN_DONE,     /* attach: start time, epoch, last_ns stored */
 	TAKT_FP_RX_COPIED,        /* receive: payload copied out, head not advanced */
 	TAKT_FP_RX_PAD_SKIPPED,   /* a padding record skipped, head not yet published */
-	TAKT_FP_RX_RECORDS,       /* publish: records_received stored */
-	TAKT_FP_RX_BYTES,         /* publish: bytes_received stored, head not yet */
-	TAKT_FP_RX_HEAD,          /* publish: head release-stored */
+	TAKT_FP_RX_RECORDS,       /* position: records_received stored */
+	TAKT_FP_RX_BYTES,         /* position: bytes_received stored, consumed not yet */
+	TAKT_FP_RX_HEAD,          /* position: consumed stored */
 	TAKT_FP_RX_RUNG,          /* doorbell rung; the call has not returned yet */
 	TAKT_FP_RX_EMPTY,         /* empty_events stored */
 	TAKT_FP_RX_BATCH_MID,     /* batch: a record consumed, head not yet published */
 	TAKT_FP_RX_RELEASE_CALL,  /* takt_release entered: the peeked record was used */
 	TAKT_FP_RX_CLOSE,         /* close: heads published, slot not yet released */
+	TAKT_FP_RX_RELEASED,      /* release: head release-stored */
 	TAKT_FP_RX_END,
 };
 

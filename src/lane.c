@@ -18,12 +18,43 @@ int takt_lane_tx_refresh(struct takt_lane_tx *tx, uint64_t end)
 	uint64_t head = atomic_load_explicit(&tx->ctrl->head, memory_order_acquire);
 	/* The consumer only moves forward, over records we committed, and
 	 * stops on record boundaries (8-aligned). */
-	if (TAKT_UNLIKELY(head < tx->head_cache || head > tx->tail || (head & (TAKT_REC_ALIGN - 1)))) {
+	if (TAKT_UNLIKELY(head < tx->released_seen || head > tx->tail ||
+			  (head & (TAKT_REC_ALIGN - 1)))) {
 		takt_lane_tx_mark_broken(tx);
 		return -EBADMSG;
 	}
-	tx->head_cache = head;
-	if (end + TAKT_HEADROOM - head <= tx->capacity)
+	tx->released_seen = head;
+	if (head > tx->head_cache) /* it may lag a position we claimed */
+		tx->head_cache = head;
+	if (end + TAKT_HEADROOM - tx->head_cache <= tx->capacity)
+		return 0;
+	return -EAGAIN;
+}
+
+/*
+ * Before a producer parks for room: take the space the consumer has read
+ * but not released yet (lane.h, takt_lane_rx_owes_release), from its
+ * position.  Only here, off the hot path: the position's line is written
+ * on every record, and a producer reading it on every refusal would trade
+ * it with the consumer once per record -- what the lazy release avoids.
+ * A waiter must not wait for space the consumer withholds only until its
+ * next call, which may never come (a consumer that stops receiving with
+ * records left).
+ */
+int takt_lane_tx_claim_consumed(struct takt_lane_tx *tx, uint64_t end)
+{
+	/* acquire: pairs with the consumer's release of its position; its
+	 * reads of what lies before it happen before our overwrite. */
+	uint64_t pos = atomic_load_explicit(&tx->ctrl->consumed, memory_order_acquire);
+	/* The consumer stores its position before it releases it, so the
+	 * position is never behind a head we saw released. */
+	if (TAKT_UNLIKELY(pos < tx->released_seen || pos > tx->tail || (pos & (TAKT_REC_ALIGN - 1)))) {
+		takt_lane_tx_mark_broken(tx);
+		return -EBADMSG;
+	}
+	if (pos > tx->head_cache)
+		tx->head_cache = pos;
+	if (end + TAKT_HEADROOM - tx->head_cache <= tx->capacity)
 		return 0;
 	return -EAGAIN;
 }
@@ -39,15 +70,22 @@ int takt_lane_rx_corrupt(struct takt_lane_rx *rx)
  * A new producer of a lane continues where the last one committed.  The
  * published tail cannot be trusted for that (the last producer may have
  * died between storing it and committing), so walk the committed records
- * from the consumer's published head: the first position whose commit word
+ * from the consumer's stored position: the first position whose commit word
  * does not match is the true tail.  The walk covers at most one capacity of
  * bytes, each step at least 16, so it ends.
  */
 int takt_lane_recover_tail(struct takt_lane_tx *tx)
 {
-	uint64_t head = atomic_load_explicit(&tx->ctrl->head, memory_order_acquire);
+	/* acquire (both): pair with the consumer's releases; the space
+	 * before them is free.  Walk from the position, not from the
+	 * released head: a producer that claimed the position before it
+	 * parked (takt_lane_tx_claim_consumed) may have overwritten what lies
+	 * between the two. */
+	uint64_t released = atomic_load_explicit(&tx->ctrl->head, memory_order_acquire);
+	uint64_t head = atomic_load_explicit(&tx->ctrl->consumed, memory_order_acquire);
 	uint64_t tail_pub = atomic_load_explicit(&tx->ctrl->tail, memory_order_relaxed);
-	if ((head & (TAKT_REC_ALIGN - 1)) || head > tail_pub || tail_pub - head > tx->capacity)
+	if (((head | released) & (TAKT_REC_ALIGN - 1)) || released > head || head > tail_pub ||
+	    tail_pub - head > tx->capacity)
 		goto corrupt;
 	uint64_t pos = head;
 	while (pos - head < tx->capacity) {
@@ -74,6 +112,7 @@ int takt_lane_recover_tail(struct takt_lane_tx *tx)
 		goto corrupt;
 	tx->tail = pos;
 	tx->head_cache = head;
+	tx->released_seen = released;
 	/* relaxed: bookkeeping (see lane.h).  The word at pos does not match,
 	 * which is all the consumer needs; the next publish zeroes past it. */
 	atomic_store_explicit(&tx->ctrl->tail, pos, memory_order_relaxed);

@@ -14,7 +14,8 @@
  *   1. if the record would not fit before the end of the data area, a
  *      padding record at p fills the rest and the record goes to the start;
  *   2. room: next + HEADROOM - head <= capacity, by the cached head first,
- *      then by an acquire load of the consumer's published head;
+ *      then by an acquire load of the consumer's released head (and, before
+ *      a blocking send parks, of its position: lane.c);
  *   3. write payload, len and type;
  *   4. store 0 into the commit word at `next`;
  *   5. store the tail (bookkeeping; nobody polls it);
@@ -30,8 +31,10 @@
  *
  * Consumer, at its head h: acquire-load the commit word at h.  h | COMMIT:
  * read len and type once, validate them, copy the payload out, advance, and
- * release-store the new head.  h | COMMIT | PADDING: skip to the start of
- * the data area.  Anything else: nothing committed yet.
+ * store the new position (`consumed`, every record); release the head (the
+ * `head` the producer reads) in steps (takt_lane_rx_owes_release).
+ * h | COMMIT | PADDING: skip to the start of the data area.  Anything else:
+ * nothing committed yet.
  *
  * WHY IT IS SAFE
  *  - A stale header from an earlier lap holds an older position: it never
@@ -58,10 +61,12 @@
  *    visible no later than the commit word itself.
  *  - commit load, acquire (consumer): pairs with the above; our reads of
  *    len, type and payload see what the producer wrote.
- *  - head store, release (consumer): our reads of the consumed payload
- *    happen before the producer, seeing the new head, overwrites it.
- *  - head load, acquire (producer): pairs with the above; our overwrite of
- *    freed space cannot be hoisted above the load that freed it.
+ *  - head and consumed stores, release (consumer): our reads of the
+ *    consumed payload happen before the producer, seeing either, overwrites
+ *    it.
+ *  - head load, acquire (producer; consumed too, before parking): pairs
+ *    with the above; our overwrite of freed space cannot be hoisted above
+ *    the load that freed it.
  *  - everything else (len, type, tail, counters, the zeroing store) is
  *    relaxed: ordered by the release/acquire pairs above or only statistics.
  *  - doorbells (internal.h, doorbell.c) add one seq_cst fence per publish.
@@ -166,13 +171,15 @@ struct takt_lane_tx {
 	uint32_t max_record;
 	bool broken;
 	uint64_t tail;               /* the truth: next position to write */
-	uint64_t head_cache;         /* the consumer's head as last seen */
+	uint64_t head_cache;         /* room ends here + capacity: the consumer's head or position as last seen */
+	uint64_t released_seen;      /* the released head as last read and validated */
 	uint64_t records;            /* private mirrors of our counters: stored, */
 	uint64_t bytes;              /* never read back from the segment */
 	uint64_t full_events;
 };
 
 int takt_lane_tx_refresh(struct takt_lane_tx *tx, uint64_t end);
+int takt_lane_tx_claim_consumed(struct takt_lane_tx *tx, uint64_t end);
 void takt_lane_tx_mark_broken(struct takt_lane_tx *tx);
 /* Find the true tail of a lane whose previous producer may have died. */
 int takt_lane_recover_tail(struct takt_lane_tx *tx);
@@ -192,7 +199,7 @@ static inline int takt_lane_tx_room_cached(struct takt_lane_tx *tx, uint64_t end
 	/* acquire: as in takt_lane_tx_refresh (pairs with the consumer's
 	 * release of head). */
 	uint64_t head = atomic_load_explicit(&tx->ctrl->head, memory_order_acquire);
-	return head == tx->head_cache ? -EAGAIN : 1;
+	return head == tx->released_seen ? -EAGAIN : 1;
 }
 
 /* Is there room for everything up to `end` (plus the headroom)? */
@@ -347,9 +354,11 @@ struct takt_lane_rx {
 	uint64_t mask;
 	uint32_t max_record;
 	bool broken;
-	bool dirty;                  /* head moved since it was last published */
+	bool dirty;                  /* head moved since the position was last stored */
 	uint64_t head;               /* the truth: next position to read */
-	bool unfenced;               /* published without the doorbell's fence since the last fenced check */
+	uint64_t released;           /* the head as last released to the producer */
+	uint64_t release_step;       /* release at least once per this many bytes: capacity / 8 */
+	bool unfenced;               /* released without the doorbell's fence since the last fenced check */
 	uint32_t empty_polls;        /* polls that found nothing since the last record (capped) */
 	uint64_t records;
 	uint64_t bytes;
@@ -462,15 +471,19 @@ static inline void takt_lane_rx_advance(struct takt_lane_rx *rx, uint32_t len)
 	rx->bytes += len;
 }
 
-/* The same, to be published later (the head is dirty until then). */
+/* The same, to be stored later (the position is dirty until then). */
 static inline void takt_lane_rx_consume(struct takt_lane_rx *rx, uint32_t len)
 {
 	takt_lane_rx_advance(rx, len);
 	rx->dirty = true;
 }
 
-/* Publish the head: frees the consumed space for the producer. */
-static inline void takt_lane_rx_publish(struct takt_lane_rx *rx)
+/*
+ * Store the position and the counters: after every record (or batch).
+ * A new consumer resumes at the position; stats and other-thread waits
+ * read it; a producer reads it only before it parks.
+ */
+static inline void takt_lane_rx_store_position(struct takt_lane_rx *rx)
 {
 	/* locals: the compiler must assume an atomic store may change *rx */
 	struct takt_seg_lane *ctrl = rx->ctrl;
@@ -481,10 +494,43 @@ static inline void takt_lane_rx_publish(struct takt_lane_rx *rx)
 	TAKT_FAULT_POINT(TAKT_FP_RX_RECORDS);
 	atomic_store_explicit(&ctrl->bytes_received, bytes, memory_order_relaxed);
 	TAKT_FAULT_POINT(TAKT_FP_RX_BYTES);
+	/* release: our reads of the consumed payloads happen before a
+	 * producer about to park, acquiring this position, reuses their space
+	 * (takt_lane_tx_claim_consumed). */
+	atomic_store_explicit(&ctrl->consumed, head, memory_order_release);
+	TAKT_FAULT_POINT(TAKT_FP_RX_HEAD);
+}
+
+/*
+ * Has the consumer read past what it has released to the producer?  The
+ * release is lazy: the head line is the one a producer on a full ring
+ * keeps reading, and a store to it on every record made producer and
+ * consumer trade that line once per record -- on a full ring that halved
+ * the streaming rate (docs/BENCHMARKS.md, "the released head").  The
+ * consumer releases once it owes release_step bytes (capacity / 8), when
+ * it finds the lane empty, when the producer waits (its doorbell is
+ * armed), and at close: the producer sees freed space in steps, never
+ * more than capacity / 8 late, and never while it is parked for it.
+ */
+static inline bool takt_lane_rx_owes_release(const struct takt_lane_rx *rx)
+{
+	return rx->head != rx->released;
+}
+
+static inline bool takt_lane_rx_release_due(const struct takt_lane_rx *rx)
+{
+	return rx->head - rx->released >= rx->release_step;
+}
+
+/* Release the head: hands the consumed space back to the producer. */
+static inline void takt_lane_rx_release(struct takt_lane_rx *rx)
+{
+	uint64_t head = rx->head;
+	rx->released = head;
 	/* release: our reads of the consumed payloads happen before the
 	 * producer, acquiring this head, reuses their space. */
-	atomic_store_explicit(&ctrl->head, head, memory_order_release);
-	TAKT_FAULT_POINT(TAKT_FP_RX_HEAD);
+	atomic_store_explicit(&rx->ctrl->head, head, memory_order_release);
+	TAKT_FAULT_POINT(TAKT_FP_RX_RELEASED);
 }
 
 /* Is a record (or padding) committed at the head?  For waits; no side

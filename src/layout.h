@@ -31,7 +31,7 @@ static_assert(ATOMIC_INT_LOCK_FREE == 2, "32-bit atomics must be lock-free");
 #define TAKT_BLOCK 128u /* the unit of false-sharing separation */
 
 #define TAKT_MAGIC 0x31474553544b4154ull /* "TAKTSEG1" read as little-endian */
-#define TAKT_LAYOUT_MAJOR 1u
+#define TAKT_LAYOUT_MAJOR 2u
 #define TAKT_LAYOUT_MINOR 0u
 #define TAKT_READY_VALUE 0x59444552u     /* "REDY": stored last by the creator */
 #define TAKT_KIND_QUEUE 1u
@@ -94,19 +94,27 @@ struct takt_seg_lane {
 	takt_a64 full_events;     /* sends refused for lack of space */
 	takt_a64 last_ns;         /* CLOCK_MONOTONIC_COARSE of last open/send */
 	uint8_t pad0[TAKT_BLOCK - 40];
-	/* block 1: who holds the producer slot (display only) */
+	/* block 1, first line: who holds the producer slot (display only) */
 	takt_a64 start_time;
 	takt_a32 pid;
 	takt_a32 epoch;           /* incremented at each producer open of this lane */
-	uint8_t pad1[TAKT_BLOCK - 16];
-	/* block 2: written by the consumer; read by the producer only when its
-	 * cached head says the ring is full */
-	takt_a64 head;            /* consumer's published position (bytes) */
+	uint8_t pad1[TAKT_BLOCK / 2 - 16];
+	/* block 1, second line: the consumer's position, stored on every
+	 * record and read by nobody on the hot path (a new consumer resumes
+	 * here; stats and waits read it).  Not in block 2: a producer reading
+	 * block 2's head may pull the adjacent line of the same 128-byte block
+	 * with it (adjacent-line prefetch), and then every record's store here
+	 * would wait for that line (measured: half the streaming rate). */
+	takt_a64 consumed;        /* consumer's position: every record before it was received */
 	takt_a64 records_received;
 	takt_a64 bytes_received;
+	uint8_t pad1b[TAKT_BLOCK / 2 - 24];
+	/* block 2: written by the consumer about once per capacity/8 bytes;
+	 * read by the producer only when its cached head says the ring is full */
+	takt_a64 head;            /* released position: the producer may reuse what lies before it */
 	takt_a32 tx_doorbell;     /* bit 0: this lane's producer is (about to be) parked */
 	takt_a32 broken;          /* 1: a consumer found this lane corrupted */
-	uint8_t pad2[TAKT_BLOCK - 32];
+	uint8_t pad2[TAKT_BLOCK - 16];
 };
 
 /* ---- Records in a lane's data area ------------------------------------ */
@@ -178,11 +186,12 @@ TAKT_ASSERT_FIELD(struct takt_seg_lane, last_ns, 32, 8);
 TAKT_ASSERT_FIELD(struct takt_seg_lane, start_time, 128, 8);
 TAKT_ASSERT_FIELD(struct takt_seg_lane, pid, 136, 4);
 TAKT_ASSERT_FIELD(struct takt_seg_lane, epoch, 140, 4);
+TAKT_ASSERT_FIELD(struct takt_seg_lane, consumed, 192, 8);
+TAKT_ASSERT_FIELD(struct takt_seg_lane, records_received, 200, 8);
+TAKT_ASSERT_FIELD(struct takt_seg_lane, bytes_received, 208, 8);
 TAKT_ASSERT_FIELD(struct takt_seg_lane, head, 256, 8);
-TAKT_ASSERT_FIELD(struct takt_seg_lane, records_received, 264, 8);
-TAKT_ASSERT_FIELD(struct takt_seg_lane, bytes_received, 272, 8);
-TAKT_ASSERT_FIELD(struct takt_seg_lane, tx_doorbell, 280, 4);
-TAKT_ASSERT_FIELD(struct takt_seg_lane, broken, 284, 4);
+TAKT_ASSERT_FIELD(struct takt_seg_lane, tx_doorbell, 264, 4);
+TAKT_ASSERT_FIELD(struct takt_seg_lane, broken, 268, 4);
 static_assert(sizeof(struct takt_seg_lane) == TAKT_SEG_LANE_CTRL_SIZE, "lane control size");
 
 TAKT_ASSERT_FIELD(struct takt_rec_header, commit, 0, 8);

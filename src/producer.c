@@ -361,6 +361,16 @@ bool takt_producer_has_room(takt_producer *p, size_t len)
 	return takt_lane_tx_room(tx, end) != -EAGAIN;
 }
 
+bool takt_producer_has_room_parking(takt_producer *p, size_t len)
+{
+	if (takt_producer_has_room(p, len))
+		return true;
+	struct takt_lane_tx *tx = &p->tx;
+	uint64_t rec = takt_rec_size(len);
+	uint64_t end = tx->tail + takt_lane_pad_before(tx, tx->tail, rec) + rec;
+	return takt_lane_tx_claim_consumed(tx, end) != -EAGAIN;
+}
+
 /* The same from shared state only (the published tail and head), for a
  * thread other than the handle's owner: takt_wait_writable. */
 bool takt_producer_has_room_shared(takt_producer *p, size_t len)

@@ -25,6 +25,8 @@ struct takt_producer {
 };
 
 bool takt_producer_has_room(takt_producer *p, size_t len);
+/* The same before parking: also takes space read but not yet released. */
+bool takt_producer_has_room_parking(takt_producer *p, size_t len);
 
 /* After a publish: must a parked consumer be woken (takt_doorbell_post on
  * wake_consumer)?  internal.h has both forms of the check. */

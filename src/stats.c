@@ -21,7 +21,7 @@ int takt_lane_stats_get(takt_channel *ch, unsigned lane, struct takt_lane_stats 
 	if (alive < 0)
 		return alive;
 	*out = (struct takt_lane_stats){
-		.head = LOAD(l->head),
+		.head = LOAD(l->consumed),
 		.tail = LOAD(l->tail),
 		.records_sent = LOAD(l->records_sent),
 		.bytes_sent = LOAD(l->bytes_sent),

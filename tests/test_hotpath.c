@@ -247,8 +247,10 @@ Test(hotpath, full_exact_room)
  * A model of one lane, from lane.h and layout.h: a record of payload L at
  * tail p takes rec = 16 + pad8(L) bytes; if rec exceeds the bytes left to
  * the end of the data area, a padding record fills them first; it fits if
- * end + HEADROOM - head <= capacity.  The consumer's head moves past each
- * record it takes (and the padding before it).
+ * end + HEADROOM - released <= capacity.  The consumer's head moves past
+ * each record it takes (and the padding before it); it releases the head
+ * to the producer once it owes capacity / 8 bytes or more, and when a
+ * receive finds the lane empty.
  */
 struct model_rec {
 	uint64_t seq;
@@ -259,7 +261,7 @@ struct model_rec {
 };
 
 struct model {
-	uint64_t cap, head, tail;
+	uint64_t cap, head, released, tail;
 	struct model_rec q[4096];
 	unsigned qh, qt;
 };
@@ -270,7 +272,7 @@ static int model_send(struct model *md, uint64_t seq, uint32_t len)
 	uint64_t to_end = md->cap - (md->tail & (md->cap - 1));
 	uint64_t pad = rec <= to_end ? 0 : to_end;
 	uint64_t end = md->tail + pad + rec;
-	if (end + TAKT_HEADROOM - md->head > md->cap)
+	if (end + TAKT_HEADROOM - md->released > md->cap)
 		return -EAGAIN;
 	struct model_rec *r = &md->q[md->qt++ % 4096];
 	r->seq = seq;
@@ -284,10 +286,14 @@ static int model_send(struct model *md, uint64_t seq, uint32_t len)
 
 static struct model_rec *model_recv(struct model *md)
 {
-	if (md->qh == md->qt)
+	if (md->qh == md->qt) {
+		md->released = md->head;
 		return NULL;
+	}
 	struct model_rec *r = &md->q[md->qh++ % 4096];
 	md->head = r->end;
+	if (md->head - md->released >= md->cap / 8)
+		md->released = md->head;
 	return r;
 }
 
@@ -363,8 +369,13 @@ static void model_run(uint64_t cap, uint32_t max, unsigned ops, uint64_t seed, i
 				const char *why = tt_stream_verify(buf, (size_t)rc, seed, r->seq);
 				cr_assert_null(why, "seq %llu: %s", (unsigned long long)r->seq, why);
 				struct takt_lane_stats ls = lane_stats(ch, 0);
-				cr_assert_eq(ls.head, md.head, "published head %llu, model %llu",
+				cr_assert_eq(ls.head, md.head, "stored position %llu, model %llu",
 					     (unsigned long long)ls.head, (unsigned long long)md.head);
+				struct takt_seg_lane *lc = (struct takt_seg_lane *)(raw.base + TAKT_LANES_OFFSET);
+				cr_assert_eq(atomic_load(&lc->head), md.released,
+					     "released head %llu, model %llu",
+					     (unsigned long long)atomic_load(&lc->head),
+					     (unsigned long long)md.released);
 			}
 		}
 	}
@@ -680,4 +691,89 @@ Test(hotpath, padding_of_8_bytes_at_segment_end)
 	for (unsigned i = 0; i < lanes; i++)
 		takt_producer_close(p[i]);
 	cr_assert_eq(takt_channel_close(ch), 0);
+}
+
+/*
+ * The consumer stores its position after every record but releases its
+ * head to the producer lazily (lane.h, takt_lane_rx_owes_release): once
+ * it owes capacity / 8 bytes, at an empty poll, and at close.
+ */
+Test(hotpath, head_released_in_steps)
+{
+	const char *name = tt_name();
+	const uint64_t cap = 4096, step = cap / 8, rec = TT_REC(48);
+	tt_create(name, cap, 1, 256);
+	takt_producer *p = tt_producer(name);
+	takt_consumer *c = tt_consumer(name);
+	struct tt_raw raw;
+	tt_raw_map(name, &raw);
+	struct takt_seg_lane *lc = (struct takt_seg_lane *)(raw.base + TAKT_LANES_OFFSET);
+	uint8_t buf[256] = {0};
+	for (unsigned i = 0; i < 41; i++) /* 41 x 64 bytes: not a multiple of the step */
+		cr_assert_eq(takt_try_send(p, 1, buf, 48), 0);
+	uint64_t released = 0;
+	for (uint64_t k = 1; k <= 30; k++) {
+		cr_assert_eq(takt_try_recv(c, buf, sizeof buf, NULL), 48);
+		cr_assert_eq(atomic_load(&lc->consumed), k * rec, "position after every record");
+		if (k * rec - released >= step)
+			released = k * rec;
+		cr_assert_eq(atomic_load(&lc->head), released, "record %llu: released %llu, want %llu",
+			     (unsigned long long)k, (unsigned long long)atomic_load(&lc->head),
+			     (unsigned long long)released);
+	}
+	cr_assert_lt(released, 30 * rec, "the last records are still owed");
+	for (unsigned k = 0; k < 11; k++)
+		cr_assert_eq(takt_try_recv(c, buf, sizeof buf, NULL), 48);
+	cr_assert_eq(atomic_load(&lc->head), 40 * rec, "released at the step");
+	cr_assert_eq(takt_try_recv(c, buf, sizeof buf, NULL), -EAGAIN);
+	cr_assert_eq(atomic_load(&lc->head), 41 * rec, "an empty poll releases everything");
+	/* one record owed, then close */
+	cr_assert_eq(takt_try_send(p, 1, buf, 48), 0);
+	cr_assert_eq(takt_try_recv(c, buf, sizeof buf, NULL), 48);
+	cr_assert_eq(atomic_load(&lc->head), 41 * rec);
+	takt_consumer_close(c);
+	cr_assert_eq(atomic_load(&lc->head), 42 * rec, "close releases");
+	takt_producer_close(p);
+	tt_raw_unmap(&raw);
+}
+
+/*
+ * A producer that parked took space the consumer had read but not
+ * released, so records lie beyond released head + capacity.  A new
+ * producer of the lane must find the true tail by walking from the
+ * consumer's position, not from the released head (which would meet the
+ * overwritten record and stop, or call the lane corrupt).
+ */
+Test(hotpath, takeover_after_claimed_space)
+{
+	const char *name = tt_name();
+	tt_create(name, 1024, 1, 256);
+	takt_producer *p = tt_producer(name);
+	takt_consumer *c = tt_consumer(name);
+	uint8_t buf[256];
+	uint32_t n = 0;
+	for (;; n++) {
+		tt_fill(buf, 48, 8, n);
+		if (takt_try_send(p, n, buf, 48) != 0)
+			break;
+	}
+	cr_assert_eq(takt_try_recv(c, buf, sizeof buf, NULL), 48);
+	tt_fill(buf, 48, 8, n);
+	cr_assert_eq(takt_send(p, n, buf, 48, takt_deadline_in(10ull * 1000 * 1000 * 1000)), 0);
+	n++;
+	uint64_t tail = lane_stats(takt_producer_channel(p), 0).tail;
+	cr_assert_gt(tail + TAKT_HEADROOM, 1024, "beyond what the released head (0) allowed");
+	takt_producer_close(p);
+	p = tt_producer(name);
+	cr_assert_eq(lane_stats(takt_producer_channel(p), 0).tail, tail,
+		     "the new producer continues at the true tail");
+	for (uint32_t want = 1; want < n; want++) {
+		struct takt_msg m;
+		cr_assert_eq(takt_try_recv(c, buf, sizeof buf, &m), 48, "record %u", want);
+		cr_assert_eq(m.type, want);
+		cr_assert(tt_check(buf, 48, 8, want), "record %u intact", want);
+	}
+	cr_assert_eq(takt_try_recv(c, buf, sizeof buf, NULL), -EAGAIN);
+	takt_producer_close(p);
+	takt_consumer_close(c);
 }

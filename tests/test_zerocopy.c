@@ -280,9 +280,14 @@ Test(zerocopy, peek_holds_the_space)
 		cr_assert_eq(takt_try_send(p, 100, buf, 48), -EAGAIN, "space of a peeked record reused");
 	cr_assert(tt_check(m.data, 48, 8, 0), "peeked payload changed");
 	cr_assert_eq(takt_release(c), 0);
-	/* released: 64 + 56 bytes free, room for one more 48-byte record */
+	/* released: 64 + 56 bytes free, room for one more 48-byte record.
+	 * The consumer hands it back to try_send in steps of capacity / 8
+	 * (here 128 bytes) or at its next empty poll; a sender about to park
+	 * takes it from the consumer's position at once. */
 	tt_fill(buf, 48, 8, n);
-	cr_assert_eq(takt_try_send(p, n, buf, 48), 0);
+	cr_assert_eq(takt_try_send(p, n, buf, 48), -EAGAIN, "64 bytes owed: not released yet");
+	cr_assert_eq(takt_send(p, n, buf, 48, takt_deadline_in(10ull * 1000 * 1000 * 1000)), 0,
+		     "a parking sender takes the consumed space");
 	for (unsigned i = 1; i <= n; i++) {
 		cr_assert_eq(takt_peek(c, &m), 48);
 		cr_assert_eq(m.type, i);

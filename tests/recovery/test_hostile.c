@@ -391,6 +391,7 @@ Test(hostile, header_at_end_of_mapping)
 	struct takt_seg_lane *l8 = lane_ctrl(&r, 8, 4096);
 	uint64_t pos = 4096 - 8;
 	atomic_store(&l8->head, pos);
+	atomic_store(&l8->consumed, pos);
 	atomic_store(&l8->tail, pos);
 	*(_Atomic uint64_t *)(lane_data(&r, 8, 4096) + pos) = pos | TAKT_COMMIT_BIT;
 	munmap(r.base, r.size);
