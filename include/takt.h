@@ -323,9 +323,8 @@ TAKT_API int takt_send_batch(takt_producer *p, const struct takt_msg *msgs, unsi
 TAKT_API int takt_wait_readable(takt_consumer *c, uint64_t deadline_ns);
 /**
  * Wait until a record of len bytes fits in the producer's lane; same rules.
- * It waits for space the consumer has released (see takt_try_send): its
- * caller sends with takt_try_send, which sees only that.  A consumer that
- * finds the bell armed releases at its next receive.
+ * Space the consumer has received but not released (see takt_try_send)
+ * counts, and the owner's next takt_try_send takes it.
  */
 TAKT_API int takt_wait_writable(takt_producer *p, size_t len, uint64_t deadline_ns);
 /**

@@ -61,8 +61,8 @@ static int wait_round(struct takt_doorbell *db, bool (*ready)(void *), bool (*pa
 {
 	if (takt_spin_until(ready, arg, spin_ns, deadline_ns))
 		return 0;
-	if (takt_now_ns() >= deadline_ns)
-		return -ETIMEDOUT;
+	if (takt_now_ns() >= deadline_ns) /* no park: its re-check once */
+		return park_ready(arg) ? 0 : -ETIMEDOUT;
 	atomic_store_explicit(last_ns, takt_coarse_ns(), memory_order_relaxed);
 	int rc = takt_doorbell_wait(db, park_ready, arg, deadline_ns);
 	atomic_store_explicit(last_ns, takt_coarse_ns(), memory_order_relaxed);
@@ -159,22 +159,21 @@ int takt_wait_readable(takt_consumer *c, uint64_t deadline_ns)
 
 int takt_wait_writable(takt_producer *p, size_t len, uint64_t deadline_ns)
 {
-	/* Space the consumer has read but not released is not taken here:
-	 * the owner's takt_try_send could not use it (only a parking owner
-	 * claims it), and a waiter returning for it would spin.  The
-	 * consumer's next receive releases at once for an armed waiter. */
-	struct room_query q = {p, len, takt_producer_has_room_shared, takt_producer_has_room_shared};
+	/* Around the park, space the consumer has read but not released
+	 * counts too: the check asks the owner's next send to take it. */
+	struct room_query q = {p, len, takt_producer_has_room_shared,
+			       takt_producer_has_room_shared_parking};
 	for (;;) {
 		if (take_interrupt(&p->interrupt))
 			return -EINTR;
-		if (q.has_room(p, len))
+		if (q.has_room_parking(p, len)) /* what the park's re-check saw */
 			return 0;
 		if (deadline_ns == TAKT_NO_WAIT)
 			return -ETIMEDOUT;
-		int w = wait_round(&p->space, room_ready, room_ready, &q, p->spin_ns, deadline_ns,
-				   &p->tx.ctrl->last_ns);
+		int w = wait_round(&p->space, room_ready, room_ready_parking, &q, p->spin_ns,
+				   deadline_ns, &p->tx.ctrl->last_ns);
 		if (w < 0)
-			return q.has_room(p, len) ? 0 : w;
+			return q.has_room_parking(p, len) ? 0 : w;
 	}
 }
 

@@ -47,11 +47,14 @@ int takt_lane_tx_claim_consumed(struct takt_lane_tx *tx, uint64_t end)
 	 * reads of what lies before it happen before our overwrite. */
 	uint64_t pos = atomic_load_explicit(&tx->ctrl->consumed, memory_order_acquire);
 	/* The consumer stores its position before it releases it, so the
-	 * position is never behind a head we saw released. */
-	if (TAKT_UNLIKELY(pos < tx->released_seen || pos > tx->tail || (pos & (TAKT_REC_ALIGN - 1)))) {
+	 * position is never behind a head we saw released, and it never
+	 * moves backwards (a new consumer resumes at it). */
+	if (TAKT_UNLIKELY(pos < tx->released_seen || pos < tx->consumed_seen || pos > tx->tail ||
+			  (pos & (TAKT_REC_ALIGN - 1)))) {
 		takt_lane_tx_mark_broken(tx);
 		return -EBADMSG;
 	}
+	tx->consumed_seen = pos;
 	if (pos > tx->head_cache)
 		tx->head_cache = pos;
 	if (end + TAKT_HEADROOM - tx->head_cache <= tx->capacity)
@@ -111,7 +114,7 @@ int takt_lane_recover_tail(struct takt_lane_tx *tx)
 	if (pos > tail_pub || pos - head > tx->capacity - TAKT_HEADROOM)
 		goto corrupt;
 	tx->tail = pos;
-	tx->head_cache = head;
+	tx->head_cache = tx->consumed_seen = head;
 	tx->released_seen = released;
 	/* relaxed: bookkeeping (see lane.h).  The word at pos does not match,
 	 * which is all the consumer needs; the next publish zeroes past it. */

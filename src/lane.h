@@ -45,9 +45,9 @@
  *    the record that ends there, hence the 8 bytes of headroom.
  *  - A producer that dies at any instruction leaves either a committed
  *    record or an uncommitted one that is never delivered; a new producer
- *    finds the true tail by walking committed records from the head
- *    (takt_lane_recover_tail, bounded by the capacity).
- *  - Every value read from the segment (commit, len, head) is read once
+ *    finds the true tail by walking committed records from the consumer's
+ *    position (takt_lane_recover_tail, bounded by the capacity).
+ *  - Every value read from the segment (commit, len, head, consumed) is read once
  *    into a local and validated before use; a violation marks the lane
  *    broken and returns -EBADMSG.  A matching commit word in the last 8
  *    bytes of the data area (where only padding fits) is a violation too,
@@ -173,6 +173,8 @@ struct takt_lane_tx {
 	uint64_t tail;               /* the truth: next position to write */
 	uint64_t head_cache;         /* room ends here + capacity: the consumer's head or position as last seen */
 	uint64_t released_seen;      /* the released head as last read and validated */
+	uint64_t consumed_seen;      /* the consumer's position as last claimed */
+	_Atomic uint32_t claim_wanted; /* set by takt_wait_writable's thread: claim the position */
 	uint64_t records;            /* private mirrors of our counters: stored, */
 	uint64_t bytes;              /* never read back from the segment */
 	uint64_t full_events;
@@ -199,7 +201,11 @@ static inline int takt_lane_tx_room_cached(struct takt_lane_tx *tx, uint64_t end
 	/* acquire: as in takt_lane_tx_refresh (pairs with the consumer's
 	 * release of head). */
 	uint64_t head = atomic_load_explicit(&tx->ctrl->head, memory_order_acquire);
-	return head == tx->released_seen ? -EAGAIN : 1;
+	/* relaxed: a request from a thread of ours; the claim acquires */
+	if (TAKT_LIKELY(head == tx->released_seen) &&
+	    TAKT_LIKELY(!atomic_load_explicit(&tx->claim_wanted, memory_order_relaxed)))
+		return -EAGAIN;
+	return 1;
 }
 
 /* Is there room for everything up to `end` (plus the headroom)? */
@@ -208,7 +214,11 @@ static inline int takt_lane_tx_room(struct takt_lane_tx *tx, uint64_t end)
 	int room = takt_lane_tx_room_cached(tx, end);
 	if (TAKT_LIKELY(room <= 0))
 		return room;
-	return takt_lane_tx_refresh(tx, end);
+	room = takt_lane_tx_refresh(tx, end);
+	if (room == -EAGAIN &&
+	    atomic_exchange_explicit(&tx->claim_wanted, 0, memory_order_relaxed))
+		room = takt_lane_tx_claim_consumed(tx, end);
+	return room;
 }
 
 /* Does a record of `rec` bytes starting at `from` fit before the end of
@@ -509,8 +519,10 @@ static inline void takt_lane_rx_store_position(struct takt_lane_rx *rx)
  * the streaming rate (docs/BENCHMARKS.md, "the released head").  The
  * consumer releases once it owes release_step bytes (capacity / 8), when
  * it finds the lane empty, when the producer waits (its doorbell is
- * armed), and at close: the producer sees freed space in steps, never
- * more than capacity / 8 late, and never while it is parked for it.
+ * armed), and at close: takt_try_send sees freed space in steps of at
+ * most capacity / 8.  A waiting producer does not depend on any of that:
+ * before it parks it takes the space up to the consumer's position
+ * (lane.c, takt_lane_tx_claim_consumed).
  */
 static inline bool takt_lane_rx_owes_release(const struct takt_lane_rx *rx)
 {

@@ -384,3 +384,19 @@ bool takt_producer_has_room_shared(takt_producer *p, size_t len)
 	uint64_t end = tail + takt_lane_pad_before(tx, tail, rec) + rec;
 	return end + TAKT_HEADROOM - head <= tx->capacity;
 }
+
+bool takt_producer_has_room_shared_parking(takt_producer *p, size_t len)
+{
+	if (takt_producer_has_room_shared(p, len))
+		return true;
+	struct takt_lane_tx *tx = &p->tx;
+	uint64_t tail = atomic_load_explicit(&tx->ctrl->tail, memory_order_relaxed);
+	/* relaxed: only compared here; the owner acquires it when it claims */
+	uint64_t pos = atomic_load_explicit(&tx->ctrl->consumed, memory_order_relaxed);
+	uint64_t rec = takt_rec_size(len);
+	uint64_t end = tail + takt_lane_pad_before(tx, tail, rec) + rec;
+	if (pos > tail || end + TAKT_HEADROOM - pos > tx->capacity)
+		return false; /* no room, or a value the owner's claim will judge */
+	atomic_store_explicit(&tx->claim_wanted, 1, memory_order_relaxed);
+	return true;
+}

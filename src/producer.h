@@ -44,5 +44,8 @@ static inline void takt_producer_ring(struct takt_producer *p)
 		takt_doorbell_post(&p->wake_consumer);
 }
 bool takt_producer_has_room_shared(takt_producer *p, size_t len);
+/* The same around a park: space read but not released counts, and the
+ * owner's next send is asked to take it (takt_lane_tx.claim_wanted). */
+bool takt_producer_has_room_shared_parking(takt_producer *p, size_t len);
 
 #endif

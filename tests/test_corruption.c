@@ -812,3 +812,35 @@ Test(corruption, wait_readable_with_hostile_heads)
 	cr_assert_eq(takt_unlink(name), 0);
 	tt_untrack(name);
 }
+
+/*
+ * The consumer's position (`consumed`) never moves backwards.  A producer
+ * about to park takes the space before it; a position scribbled below one
+ * it has already taken is corruption, not "no room".
+ */
+Test(corruption, position_moving_backwards)
+{
+	const uint64_t cap = 1024;
+	const char *name = tt_name();
+	tt_create(name, cap, 1, 256);
+	takt_producer *p = tt_producer(name);
+	takt_consumer *c = tt_consumer(name);
+	struct tt_raw raw;
+	tt_raw_map(name, &raw);
+	uint8_t buf[256] = {0};
+	while (takt_try_send(p, 1, buf, 48) == 0)
+		;
+	cr_assert_eq(takt_try_recv(c, buf, sizeof buf, NULL), 48);
+	cr_assert_eq(atomic_load(&raw_lane(&raw, 0, cap)->consumed), 64);
+	cr_assert_eq(atomic_load(&raw_lane(&raw, 0, cap)->head), 0, "64 bytes owed");
+	uint64_t dl = takt_deadline_in(10ull * 1000 * 1000 * 1000);
+	cr_assert_eq(takt_send(p, 1, buf, 48, dl), 0, "took the 64 bytes");
+	/* aligned, not below the released head, not past the tail: only the
+	 * history tells it is wrong */
+	atomic_store(&raw_lane(&raw, 0, cap)->consumed, 0);
+	cr_assert_eq(takt_send(p, 1, buf, 48, dl), -EBADMSG);
+	cr_assert_eq(atomic_load(&raw_lane(&raw, 0, cap)->broken), 1);
+	takt_producer_close(p);
+	takt_consumer_close(c);
+	tt_raw_unmap(&raw);
+}

@@ -44,7 +44,9 @@ TB_SUITE(wait, .timeout = 60);
 /* ---- helpers ----------------------------------------------------------- */
 
 /* Records of 48 payload bytes take 64 bytes of a lane: 15 fill a 1 KiB lane
- * (the 16th would overrun the headroom) and freeing one makes room for one. */
+ * (the 16th would overrun the headroom) and freeing one makes room for one
+ * -- at once for a blocking send, which takes the consumer's position; for
+ * takt_try_send once the consumer releases its head (lane.h). */
 #define REC_LEN 48u
 #define REC_FILL 15u
 
@@ -788,4 +790,53 @@ Test(wait, semaphores_follow_the_channel)
 		snprintf(path, sizeof path, "/dev/shm/sem.takt.%s.%s", name, sfx[i]);
 		cr_expect_neq(access(path, F_OK), 0, "%s left behind by takt_unlink", path);
 	}
+}
+
+/* ---- space the consumer has read but not released ----------------------- */
+
+/*
+ * The consumer took one record and stopped: it owes the producer 64
+ * bytes (it releases in steps of capacity / 8, lane.h).  A blocking send
+ * takes them from the consumer's position even when its deadline ends
+ * inside the spin, before any park.
+ */
+Test(wait, send_takes_unreleased_space_before_the_deadline)
+{
+	const char *name = tb_name("unrel");
+	tb_create(name, 1024, 1, 256);
+	takt_producer *p;
+	takt_consumer *c;
+	open_pair(name, &p, &c);
+	cr_assert_eq(fill(p), REC_FILL);
+	uint8_t buf[256];
+	cr_assert_eq(takt_try_recv(c, buf, sizeof buf, NULL), (int)REC_LEN);
+	cr_assert_eq(takt_try_send(p, 1, buf, REC_LEN), -EAGAIN, "not released yet");
+	takt_producer_set_spin_ns(p, 4000000000u); /* the deadline ends the spin */
+	cr_assert_eq(takt_send(p, 1, buf, REC_LEN, takt_deadline_in(1 * MS)), 0);
+	cr_assert_eq(takt_send(p, 1, buf, REC_LEN, takt_deadline_in(1 * MS)), -ETIMEDOUT,
+		     "and nothing more");
+	takt_consumer_close(c);
+	takt_producer_close(p);
+}
+
+/*
+ * takt_wait_writable, from another thread than the sender's, counts the
+ * unreleased space too, and the owner's next takt_try_send takes it.
+ */
+Test(wait, wait_writable_sees_unreleased_space)
+{
+	const char *name = tb_name("unrelw");
+	tb_create(name, 1024, 1, 256);
+	takt_producer *p;
+	takt_consumer *c;
+	open_pair(name, &p, &c);
+	cr_assert_eq(fill(p), REC_FILL);
+	uint8_t buf[256];
+	cr_assert_eq(takt_wait_writable(p, REC_LEN, TAKT_NO_WAIT), -ETIMEDOUT, "full");
+	cr_assert_eq(takt_try_recv(c, buf, sizeof buf, NULL), (int)REC_LEN);
+	cr_assert_eq(takt_wait_writable(p, REC_LEN, takt_deadline_in(LONG_WAIT)), 0);
+	cr_assert_eq(takt_try_send(p, 1, buf, REC_LEN), 0, "the owner takes what the wait saw");
+	cr_assert_eq(takt_try_send(p, 1, buf, REC_LEN), -EAGAIN);
+	takt_consumer_close(c);
+	takt_producer_close(p);
 }
