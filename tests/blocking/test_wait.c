@@ -794,6 +794,18 @@ Test(wait, semaphores_follow_the_channel)
 
 /* ---- space the consumer has read but not released ----------------------- */
 
+/* A full 1 KiB lane whose consumer took one record and stopped: it owes
+ * the producer 64 bytes (it releases in steps of capacity / 8, lane.h). */
+static void open_full_owing_one(const char *name, takt_producer **p, takt_consumer **c)
+{
+	tb_create(name, 1024, 1, 256);
+	open_pair(name, p, c);
+	cr_assert_eq(fill(*p), REC_FILL);
+	uint8_t buf[REC_LEN];
+	cr_assert_eq(takt_try_recv(*c, buf, sizeof buf, NULL), (int)REC_LEN);
+	cr_assert_eq(takt_try_send(*p, 1, buf, REC_LEN), -EAGAIN, "not released yet");
+}
+
 /*
  * The consumer took one record and stopped: it owes the producer 64
  * bytes (it releases in steps of capacity / 8, lane.h).  A blocking send
@@ -802,15 +814,10 @@ Test(wait, semaphores_follow_the_channel)
  */
 Test(wait, send_takes_unreleased_space_before_the_deadline)
 {
-	const char *name = tb_name("unrel");
-	tb_create(name, 1024, 1, 256);
 	takt_producer *p;
 	takt_consumer *c;
-	open_pair(name, &p, &c);
-	cr_assert_eq(fill(p), REC_FILL);
-	uint8_t buf[256];
-	cr_assert_eq(takt_try_recv(c, buf, sizeof buf, NULL), (int)REC_LEN);
-	cr_assert_eq(takt_try_send(p, 1, buf, REC_LEN), -EAGAIN, "not released yet");
+	open_full_owing_one(tb_name("unrel"), &p, &c);
+	uint8_t buf[REC_LEN] = {0};
 	takt_producer_set_spin_ns(p, 4000000000u); /* the deadline ends the spin */
 	cr_assert_eq(takt_send(p, 1, buf, REC_LEN, takt_deadline_in(1 * MS)), 0);
 	cr_assert_eq(takt_send(p, 1, buf, REC_LEN, takt_deadline_in(1 * MS)), -ETIMEDOUT,
@@ -825,15 +832,12 @@ Test(wait, send_takes_unreleased_space_before_the_deadline)
  */
 Test(wait, wait_writable_sees_unreleased_space)
 {
-	const char *name = tb_name("unrelw");
-	tb_create(name, 1024, 1, 256);
 	takt_producer *p;
 	takt_consumer *c;
-	open_pair(name, &p, &c);
-	cr_assert_eq(fill(p), REC_FILL);
-	uint8_t buf[256];
-	cr_assert_eq(takt_wait_writable(p, REC_LEN, TAKT_NO_WAIT), -ETIMEDOUT, "full");
-	cr_assert_eq(takt_try_recv(c, buf, sizeof buf, NULL), (int)REC_LEN);
+	open_full_owing_one(tb_name("unrelw"), &p, &c);
+	uint8_t buf[REC_LEN] = {0};
+	cr_assert_eq(takt_wait_writable(p, 3 * REC_LEN, TAKT_NO_WAIT), -ETIMEDOUT,
+		     "64 bytes owed: no room for a record of 160");
 	cr_assert_eq(takt_wait_writable(p, REC_LEN, takt_deadline_in(LONG_WAIT)), 0);
 	cr_assert_eq(takt_try_send(p, 1, buf, REC_LEN), 0, "the owner takes what the wait saw");
 	cr_assert_eq(takt_try_send(p, 1, buf, REC_LEN), -EAGAIN);
