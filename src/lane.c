@@ -12,6 +12,18 @@ void takt_lane_tx_mark_broken(struct takt_lane_tx *tx)
 	atomic_store_explicit(&tx->ctrl->broken, 1, memory_order_relaxed);
 }
 
+/* Room up to `end` once the consumer has freed up to `base` (a released
+ * head, which may lag a position we claimed, or a position). */
+static int room_from(struct takt_lane_tx *tx, uint64_t base, uint64_t end)
+{
+	if (base > tx->head_cache)
+		tx->head_cache = base;
+	return takt_lane_tx_fits(tx, end, tx->head_cache) ? 0 : -EAGAIN;
+}
+
+/* The released head afresh, when the cached one says full; and the
+ * consumer's position too when takt_wait_writable's thread asked for it
+ * (claim_wanted). */
 int takt_lane_tx_refresh(struct takt_lane_tx *tx, uint64_t end)
 {
 	/* acquire: pairs with the consumer's release of head (lane.h). */
@@ -24,11 +36,11 @@ int takt_lane_tx_refresh(struct takt_lane_tx *tx, uint64_t end)
 		return -EBADMSG;
 	}
 	tx->released_seen = head;
-	if (head > tx->head_cache) /* it may lag a position we claimed */
-		tx->head_cache = head;
-	if (end + TAKT_HEADROOM - tx->head_cache <= tx->capacity)
-		return 0;
-	return -EAGAIN;
+	int room = room_from(tx, head, end);
+	/* relaxed: a request from a thread of ours; the claim acquires */
+	if (room == -EAGAIN && atomic_exchange_explicit(&tx->claim_wanted, 0, memory_order_relaxed))
+		room = takt_lane_tx_claim_consumed(tx, end);
+	return room;
 }
 
 /*
@@ -55,11 +67,7 @@ int takt_lane_tx_claim_consumed(struct takt_lane_tx *tx, uint64_t end)
 		return -EBADMSG;
 	}
 	tx->consumed_seen = pos;
-	if (pos > tx->head_cache)
-		tx->head_cache = pos;
-	if (end + TAKT_HEADROOM - tx->head_cache <= tx->capacity)
-		return 0;
-	return -EAGAIN;
+	return room_from(tx, pos, end);
 }
 
 int takt_lane_rx_corrupt(struct takt_lane_rx *rx)

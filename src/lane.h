@@ -194,9 +194,16 @@ int takt_lane_recover_tail(struct takt_lane_tx *tx);
  * (docs/BENCHMARKS.md); 1 when the head moved: takt_lane_tx_refresh must
  * read it afresh and validate it (the value read here is only compared).
  */
+/* Does everything up to `end`, plus the headroom, fit before `base` +
+ * capacity?  `base` is a head or position the consumer has freed up to. */
+static inline bool takt_lane_tx_fits(const struct takt_lane_tx *tx, uint64_t end, uint64_t base)
+{
+	return end + TAKT_HEADROOM - base <= tx->capacity;
+}
+
 static inline int takt_lane_tx_room_cached(struct takt_lane_tx *tx, uint64_t end)
 {
-	if (TAKT_LIKELY(end + TAKT_HEADROOM - tx->head_cache <= tx->capacity))
+	if (TAKT_LIKELY(takt_lane_tx_fits(tx, end, tx->head_cache)))
 		return 0;
 	/* acquire: as in takt_lane_tx_refresh (pairs with the consumer's
 	 * release of head). */
@@ -214,11 +221,7 @@ static inline int takt_lane_tx_room(struct takt_lane_tx *tx, uint64_t end)
 	int room = takt_lane_tx_room_cached(tx, end);
 	if (TAKT_LIKELY(room <= 0))
 		return room;
-	room = takt_lane_tx_refresh(tx, end);
-	if (room == -EAGAIN &&
-	    atomic_exchange_explicit(&tx->claim_wanted, 0, memory_order_relaxed))
-		room = takt_lane_tx_claim_consumed(tx, end);
-	return room;
+	return takt_lane_tx_refresh(tx, end);
 }
 
 /* Does a record of `rec` bytes starting at `from` fit before the end of
@@ -234,6 +237,14 @@ static inline bool takt_lane_fits_before_end(const struct takt_lane_tx *tx, uint
 static inline uint64_t takt_lane_pad_before(const struct takt_lane_tx *tx, uint64_t from, uint64_t rec)
 {
 	return takt_lane_fits_before_end(tx, from, rec) ? 0 : tx->capacity - (from & tx->mask);
+}
+
+/* Where a record of payload `len` written at `from` ends (padding before
+ * it included). */
+static inline uint64_t takt_lane_tx_end_of(const struct takt_lane_tx *tx, uint64_t from, size_t len)
+{
+	uint64_t rec = takt_rec_size(len);
+	return from + takt_lane_pad_before(tx, from, rec) + rec;
 }
 
 /* Write a record's header, except its commit word. */

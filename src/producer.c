@@ -356,9 +356,7 @@ bool takt_producer_has_room(takt_producer *p, size_t len)
 	struct takt_lane_tx *tx = &p->tx;
 	if (tx->broken || len > tx->max_record)
 		return true; /* let the send report the error */
-	uint64_t rec = takt_rec_size(len);
-	uint64_t end = tx->tail + takt_lane_pad_before(tx, tx->tail, rec) + rec;
-	return takt_lane_tx_room(tx, end) != -EAGAIN;
+	return takt_lane_tx_room(tx, takt_lane_tx_end_of(tx, tx->tail, len)) != -EAGAIN;
 }
 
 bool takt_producer_has_room_parking(takt_producer *p, size_t len)
@@ -366,9 +364,7 @@ bool takt_producer_has_room_parking(takt_producer *p, size_t len)
 	if (takt_producer_has_room(p, len))
 		return true;
 	struct takt_lane_tx *tx = &p->tx;
-	uint64_t rec = takt_rec_size(len);
-	uint64_t end = tx->tail + takt_lane_pad_before(tx, tx->tail, rec) + rec;
-	return takt_lane_tx_claim_consumed(tx, end) != -EAGAIN;
+	return takt_lane_tx_claim_consumed(tx, takt_lane_tx_end_of(tx, tx->tail, len)) != -EAGAIN;
 }
 
 /* The same from shared state only (the published tail and head), for a
@@ -380,9 +376,7 @@ bool takt_producer_has_room_shared(takt_producer *p, size_t len)
 		return true; /* let the owner's send report it */
 	uint64_t tail = atomic_load_explicit(&tx->ctrl->tail, memory_order_relaxed);
 	uint64_t head = atomic_load_explicit(&tx->ctrl->head, memory_order_acquire);
-	uint64_t rec = takt_rec_size(len);
-	uint64_t end = tail + takt_lane_pad_before(tx, tail, rec) + rec;
-	return end + TAKT_HEADROOM - head <= tx->capacity;
+	return takt_lane_tx_fits(tx, takt_lane_tx_end_of(tx, tail, len), head);
 }
 
 bool takt_producer_has_room_shared_parking(takt_producer *p, size_t len)
@@ -393,9 +387,7 @@ bool takt_producer_has_room_shared_parking(takt_producer *p, size_t len)
 	uint64_t tail = atomic_load_explicit(&tx->ctrl->tail, memory_order_relaxed);
 	/* relaxed: only compared here; the owner acquires it when it claims */
 	uint64_t pos = atomic_load_explicit(&tx->ctrl->consumed, memory_order_relaxed);
-	uint64_t rec = takt_rec_size(len);
-	uint64_t end = tail + takt_lane_pad_before(tx, tail, rec) + rec;
-	if (pos > tail || end + TAKT_HEADROOM - pos > tx->capacity)
+	if (pos > tail || !takt_lane_tx_fits(tx, takt_lane_tx_end_of(tx, tail, len), pos))
 		return false; /* no room, or a value the owner's claim will judge */
 	atomic_store_explicit(&tx->claim_wanted, 1, memory_order_relaxed);
 	return true;
