@@ -89,6 +89,8 @@ static void usage(FILE *f)
 		"  --batch N          records per batch call (default 32)\n"
 		"  --cpu A,B          pin the parent (ping, consumer) to A, the child to B\n"
 		"  --timer clock|tsc  clock_gettime(CLOCK_MONOTONIC) (default) or rdtscp\n"
+		"  --poll tight|pause round trips: poll back to back (default) or with a\n"
+		"                     pause instruction after every empty poll, as takt_recv spins\n"
 		"  --only LIST        run only these mechanisms (comma list: cacheline,linepair,takt,ring)\n"
 		"  --timeout S        give up on a test after S seconds (default 60)\n"
 		"  --json             write JSON to stdout (the table goes to stderr)\n"
@@ -152,6 +154,7 @@ int main(int argc, char **argv)
 		{ "batch", required_argument, 0, 'b' },
 		{ "cpu", required_argument, 0, 'p' },
 		{ "timer", required_argument, 0, 't' },
+		{ "poll", required_argument, 0, 'P' },
 		{ "only", required_argument, 0, 'o' },
 		{ "timeout", required_argument, 0, 'T' },
 		{ "json", no_argument, 0, 'j' },
@@ -183,6 +186,16 @@ int main(int argc, char **argv)
 				timer = TIMER_CLOCK;
 			else {
 				fprintf(stderr, "--timer wants clock or tsc\n");
+				return 2;
+			}
+			break;
+		case 'P':
+			if (strcmp(optarg, "pause") == 0)
+				o.poll_pause = 1;
+			else if (strcmp(optarg, "tight") == 0)
+				o.poll_pause = 0;
+			else {
+				fprintf(stderr, "--poll wants tight or pause\n");
 				return 2;
 			}
 			break;
@@ -227,6 +240,9 @@ int main(int argc, char **argv)
 			o.cpu[0], o.cpu[1]);
 	else
 		fprintf(tab, "  not pinned: the scheduler places the two processes\n");
+	fprintf(tab, "  round trips poll %s\n",
+		o.poll_pause ? "with a pause after every empty poll (--poll pause)"
+			     : "back to back (--poll tight)");
 	fprintf(tab, "  %llu timed round trips after %llu warm-up; streams %.1f s after %.1f s warm-up\n\n",
 		(unsigned long long)o.iterations, (unsigned long long)o.warmup, o.seconds,
 		o.warmup_seconds);
@@ -360,11 +376,12 @@ int main(int argc, char **argv)
 		fprintf(f, ",\"ncpu\":%d,\"params\":{\"size\":%zu,\"capacity\":%llu,\"batch\":%u,"
 			   "\"iterations\":%llu,\"warmup\":%llu,\"seconds\":%.3f,"
 			   "\"warmup_seconds\":%.3f,\"timer\":\"%s\",\"timer_overhead_ns\":%.1f,"
-			   "\"timer_step_ns\":%.1f,\"pinned\":%s",
+			   "\"timer_step_ns\":%.1f,\"poll\":\"%s\",\"pinned\":%s",
 			si.ncpu, p.size, (unsigned long long)p.capacity, p.batch,
 			(unsigned long long)o.iterations, (unsigned long long)o.warmup, o.seconds,
 			o.warmup_seconds, timer == TIMER_TSC ? "tsc" : "clock",
-			bench_timer_overhead_ns(), bench_timer_resolution_ns(), o.pin ? "true" : "false");
+			bench_timer_overhead_ns(), bench_timer_resolution_ns(),
+			o.poll_pause ? "pause" : "tight", o.pin ? "true" : "false");
 		if (o.pin)
 			fprintf(f, ",\"cpu\":[%d,%d]", o.cpu[0], o.cpu[1]);
 		fprintf(f, "},\"disturbance\":{\"foreign_cpu_pct\":%.2f,\"steal_pct\":%.2f}",

@@ -36,6 +36,9 @@ struct bench_opts {
 	uint64_t verify_every;    /* full-payload checksum on every Nth record (power
 				     of two; 0 = 1024); sequence and check word: always */
 	int mlock;                /* children: mlockall(MCL_CURRENT | MCL_FUTURE) */
+	int poll_pause;           /* latency: a pause instruction after every poll
+				     that finds nothing (as takt_recv's spin does);
+				     0: poll back to back */
 };
 
 struct lat_result {

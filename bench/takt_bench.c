@@ -231,6 +231,8 @@ static void usage(FILE *f)
 		"  --fifo PRIO          SCHED_FIFO at PRIO in every process (when permitted)\n"
 		"  --mlock              mlockall in every process (when permitted)\n"
 		"  --timer clock|tsc    clock_gettime(CLOCK_MONOTONIC) (default) or rdtscp\n"
+		"  --poll tight|pause   busy round trips: poll back to back (default) or with a\n"
+		"                       pause instruction after every empty poll (as takt_recv spins)\n"
 		"  --verify-every N     checksum the whole payload of every Nth record (default\n"
 		"                       1024; the sequence number and check word: every record)\n"
 		"  --timeout S          give up on a row after S seconds (default 60)\n"
@@ -917,7 +919,7 @@ static void json_out(FILE *f, enum cmd cmd, const struct bench_sysinfo *si, doub
 	fprintf(f, "],\"modes\":[%s%s%s],\"iterations\":%llu,\"warmup\":%llu,\"seconds\":%.3f,"
 		   "\"warmup_seconds\":%.3f,\"capacity\":%llu,\"batch\":%u,\"producers\":%u,"
 		   "\"spin_ns\":%u,\"verify_every\":%llu,\"timer\":\"%s\",\"timer_overhead_ns\":%.1f,"
-		   "\"timer_step_ns\":%.1f,\"pinned\":%s,\"cpu\":[%d,%d],\"fifo_priority\":%d,"
+		   "\"timer_step_ns\":%.1f,\"poll\":\"%s\",\"pinned\":%s,\"cpu\":[%d,%d],\"fifo_priority\":%d,"
 		   "\"mlock\":%s,\"period_ns\":%llu,\"cycles\":%llu,\"warmup_cycles\":%llu,"
 		   "\"deadline_ns\":%llu},",
 		mode_busy ? "\"busy\"" : "", mode_busy && mode_block ? "," : "",
@@ -926,7 +928,8 @@ static void json_out(FILE *f, enum cmd cmd, const struct bench_sysinfo *si, doub
 		(unsigned long long)capacity, batch, producers, spin_ns,
 		(unsigned long long)(o.verify_every ? o.verify_every : 1024),
 		timer == TIMER_TSC ? "tsc" : "clock", bench_timer_overhead_ns(),
-		bench_timer_resolution_ns(), o.pin ? "true" : "false", o.pin ? o.cpu[0] : -1,
+		bench_timer_resolution_ns(), o.poll_pause ? "pause" : "tight",
+		o.pin ? "true" : "false", o.pin ? o.cpu[0] : -1,
 		o.pin ? o.cpu[1] : -1, fifo_prio, want_mlock ? "true" : "false",
 		(unsigned long long)cy.period_ns, (unsigned long long)cy.cycles,
 		(unsigned long long)cy.warmup_cycles, (unsigned long long)cy.deadline_ns);
@@ -1093,6 +1096,7 @@ int main(int argc, char **argv)
 		{ "fifo", required_argument, 0, 'F' },
 		{ "mlock", no_argument, 0, 'L' },
 		{ "timer", required_argument, 0, 't' },
+		{ "poll", required_argument, 0, 'Q' },
 		{ "verify-every", required_argument, 0, 'v' },
 		{ "timeout", required_argument, 0, 'T' },
 		{ "period", required_argument, 0, 'R' },
@@ -1159,6 +1163,16 @@ int main(int argc, char **argv)
 				timer = TIMER_CLOCK;
 			else {
 				fprintf(stderr, "takt-bench: --timer wants clock or tsc\n");
+				return 2;
+			}
+			break;
+		case 'Q':
+			if (strcmp(optarg, "pause") == 0)
+				o.poll_pause = 1;
+			else if (strcmp(optarg, "tight") == 0)
+				o.poll_pause = 0;
+			else {
+				fprintf(stderr, "takt-bench: --poll wants tight or pause\n");
 				return 2;
 			}
 			break;
@@ -1256,6 +1270,8 @@ int main(int argc, char **argv)
 			(unsigned long long)o.iterations, (unsigned long long)o.warmup, o.seconds,
 			o.warmup_seconds, timer == TIMER_TSC ? "rdtscp" : "CLOCK_MONOTONIC",
 			bench_timer_overhead_ns(), bench_timer_resolution_ns());
+	if (o.poll_pause && cmd != C_CYCLIC)
+		fprintf(tab, "  busy round trips poll with a pause after every empty poll (--poll pause)\n");
 	if (o.pin)
 		fprintf(tab, "  parent (ping, consumer) on CPU %d, peer on CPU %d\n", o.cpu[0], o.cpu[1]);
 	else

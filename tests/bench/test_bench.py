@@ -68,7 +68,7 @@ TINY = ["--iterations", "100", "--warmup", "10", "--seconds", "0.03", "--warmup-
 TOP_FIELDS = ["benchmark", "format", "command", "date", "host", "cpu_model", "kernel", "ncpu",
               "params", "limits", "disturbance", "results", "targets"]
 PARAM_FIELDS = ["sizes", "modes", "iterations", "warmup", "seconds", "warmup_seconds", "capacity",
-                "batch", "producers", "spin_ns", "verify_every", "timer", "pinned", "cpu",
+                "batch", "producers", "spin_ns", "verify_every", "timer", "poll", "pinned", "cpu",
                 "fifo_priority", "mlock", "period_ns", "cycles", "warmup_cycles", "deadline_ns"]
 ROW_FIELDS = ["section", "mechanism", "label", "group", "mode", "size", "producers", "batch",
               "status", "reason", "disturbance_pct", "ratio_to_takt", "ratio_to_limit"]
@@ -255,6 +255,22 @@ def main():
           r.returncode == 0 and "round trip, 64 B, busy-poll" in r.stdout and
           "streaming, 64 B, blocking" in r.stdout and "other processes used" in r.stdout and
           "issue 3" in r.stdout, r.stdout[-1500:] + r.stderr[-500:])
+
+    # 2b. --poll pause: every busy mechanism still completes; the run says how it polled
+    r = run([bench, "compare", "--only", "takt,ring,cacheline", "--size", "64", "--mode", "busy",
+             "--poll", "pause", "--json"] + TINY)
+    try:
+        jp = json.loads(r.stdout)
+        rows = [x for x in jp["results"] if x.get("mode") == "busy" and "latency" in x]
+        check("poll pause: round trips complete and the params say so",
+              r.returncode == 0 and jp["params"]["poll"] == "pause" and len(rows) >= 4 and
+              all(x["status"] == "ok" and x["latency"]["samples"] == 100 for x in rows),
+              r.stderr[-1500:])
+    except (json.JSONDecodeError, KeyError) as e:
+        bad("poll pause: round trips complete and the params say so", repr(e) + r.stderr[-1500:])
+    r = run([bench, "compare", "--poll", "sometimes"] + TINY)
+    check("poll: a bad value is refused with exit 2",
+          r.returncode == 2 and "--poll wants tight or pause" in r.stderr, r.stderr[-500:])
 
     # 3. a damaged record is caught, in ping-pong and in streaming
     r = run([bench, "--only", "takt,takt-state,pipe,unix-dgram,sem", "--size", "64",
