@@ -77,9 +77,12 @@ TAKT_API uint64_t takt_deadline_in(uint64_t timeout_ns);
  *   -EMSGSIZE         send: record larger than the channel's max_record;
  *                     receive: the caller's buffer is too small (record stays queued,
  *                     the needed size is reported)
- *   -EBADMSG          the segment is not a takt segment, is truncated or inconsistent,
- *                     or a lane holds corrupted positions/lengths (the lane is then
- *                     marked broken and skipped; other lanes keep flowing)
+ *   -EBADMSG          the segment is not a takt segment (not a regular file: a
+ *                     FIFO, socket, symlink or directory under the name; or a
+ *                     file whose pages were never reserved), is truncated or
+ *                     inconsistent, or a lane holds corrupted positions/lengths
+ *                     (the lane is then marked broken and skipped; other lanes
+ *                     keep flowing)
  *   -EPROTONOSUPPORT  the segment's layout major version is not this library's
  *   -EBUSY            open: the consumer slot or every producer lane is held by a
  *                     live endpoint
@@ -192,8 +195,11 @@ typedef struct takt_producer takt_producer;
 
 /**
  * Open a channel as a producer: take the first free lane (a lane whose
- * producer died is free, and the new producer continues at its tail).
- * Errors: as takt_channel_open, and -EBUSY when every lane has a live producer.
+ * producer died is free, and the new producer continues at its tail).  A
+ * free lane whose positions are found corrupted is marked broken and
+ * passed over for the next free one.
+ * Errors: as takt_channel_open, -EBUSY when every lane has a live producer,
+ * -EBADMSG when every free lane is corrupted.
  */
 TAKT_API int takt_producer_open(const char *name, takt_producer **out);
 /** Attach a producer to an open (read-write) mapping. */
@@ -537,16 +543,24 @@ TAKT_API int takt_channel_is_stale(takt_channel *ch);
 
 /**
  * Remove a channel (and its semaphores) only if it is stale: no live
- * endpoint and no creation in progress.  While it checks, no endpoint can
- * attach, so a live channel is never removed.
- * Returns 0, -EBUSY (a live endpoint exists), -ENOENT, -EINVAL, -EACCES.
+ * endpoint and no creation in progress (the creator's lock, or an empty
+ * segment changed less than 10 s ago: a creator opens the name before it
+ * locks).  While it checks, no endpoint can attach, so a live channel is
+ * never removed; the semaphores go first and the name last, so a channel
+ * created anew under the name never loses its semaphores to the removal.
+ * Returns 0, -EBUSY (a live endpoint or a creation in progress), -ENOENT,
+ * -EINVAL, -EACCES, -EBADMSG (not a regular file: left alone).
  */
 TAKT_API int takt_unlink_stale(const char *name);
 
 /**
  * Remove named semaphores of takt channels whose segment no longer exists
  * (left by a crash during removal or creation).  cb (may be NULL) is told
- * each removed semaphore's name.  Returns the number removed or a negative errno.
+ * each removed semaphore's name.  While it removes one, it holds the
+ * channel's name with an empty, creator-locked placeholder segment, so a
+ * create of that name cannot slip in between the check and the removal
+ * (such a create gets -EEXIST, as with any creation in progress).
+ * Returns the number removed or a negative errno.
  */
 TAKT_API int takt_unlink_orphan_semaphores(int (*cb)(const char *sem_name, void *arg), void *arg);
 

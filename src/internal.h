@@ -11,6 +11,7 @@
 #include <semaphore.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 #include "takt.h"
 #include "layout.h"
@@ -60,6 +61,21 @@ void takt_rx_sem_name(char *out, const char *name);
 void takt_tx_sem_name(char *out, const char *name, unsigned lane);
 
 /* ---- segment.c ---- */
+#define TAKT_SHM_DIR "/dev/shm"
+/* A creator opens its segment (size 0) before it takes the creator lock:
+ * for this long after the file's last change, a size-0 segment counts as
+ * being created, not as stale. */
+#define TAKT_CREATE_GRACE_NS (10ull * 1000000000ull)
+/* Open the segment file object (TAKT_OBJ_NAME_MAX name) without blocking:
+ * anything but a regular file (a FIFO, a socket, a symlink) is -EBADMSG,
+ * never a hang.  st receives its fstat.  fd or negative errno. */
+int takt_segment_open_file(const char *obj, int oflags, mode_t mode, struct stat *st);
+/* Is the file a segment being created (size 0, changed within the grace)? */
+bool takt_segment_maybe_creating(const struct stat *st);
+/* shm_unlink obj only if the name is still the file open on fd (a stale
+ * name may have been removed and created anew meanwhile).  0 or -errno;
+ * -ESTALE when the name is another file now. */
+int takt_segment_unlink_if_same(int fd, const char *obj);
 void takt_sems_unlink(const char *name, unsigned lanes);
 int takt_segment_map(const char *name, unsigned flags, struct takt_channel *ch);
 void takt_segment_unmap(struct takt_channel *ch);

@@ -16,8 +16,6 @@
 
 #include "internal.h"
 
-#define TAKT_SHM_DIR "/dev/shm"
-
 int takt_producers_alive(takt_channel *ch, uint64_t *mask)
 {
 	if (!ch)
@@ -63,9 +61,16 @@ int takt_unlink_stale(const char *name)
 		return rc;
 	char obj[TAKT_OBJ_NAME_MAX];
 	takt_obj_name(obj, name, "");
-	int fd = shm_open(obj, O_RDONLY | O_CLOEXEC, 0);
+	struct stat st;
+	int fd = takt_segment_open_file(obj, O_RDONLY, 0, &st);
 	if (fd < 0)
-		return -errno;
+		return fd;
+	/* A creator opens the name before it takes the creator lock (below):
+	 * a fresh empty segment may be one still being created. */
+	if (takt_segment_maybe_creating(&st)) {
+		close(fd);
+		return -EBUSY;
+	}
 	/* A read lock over every slot byte (creator included) fails if any
 	 * endpoint holds its write lock, and while we hold it no endpoint can
 	 * take a slot: the check and the removal see the same state. */
@@ -78,19 +83,22 @@ int takt_unlink_stale(const char *name)
 	}
 	/* The name must still be this segment: a stale one may have been
 	 * removed and the name created anew (and live) meanwhile. */
-	struct stat ours, now;
+	struct stat now;
 	char path[TAKT_OBJ_NAME_MAX + 16];
 	snprintf(path, sizeof path, TAKT_SHM_DIR "%s", obj);
-	if (fstat(fd, &ours) != 0 || stat(path, &now) != 0 || ours.st_ino != now.st_ino ||
-	    ours.st_dev != now.st_dev) {
+	if (stat(path, &now) != 0 || st.st_ino != now.st_ino || st.st_dev != now.st_dev) {
 		close(fd);
 		return -EBUSY;
 	}
-	rc = shm_unlink(obj) == 0 ? 0 : -errno;
-	if (rc == 0) /* every possible name: the header may be corrupted */
-		takt_sems_unlink(name, TAKT_LANES_MAX);
+	/* Semaphores first, the name last: while this stale segment holds the
+	 * name, no channel of that name can be created, so the semaphores we
+	 * remove are this channel's.  (In the other order a create between
+	 * the two steps would lose its semaphores to us.)  Every possible
+	 * name: the header may be corrupted. */
+	takt_sems_unlink(name, TAKT_LANES_MAX);
+	rc = takt_segment_unlink_if_same(fd, obj);
 	close(fd);
-	return rc;
+	return rc == -ESTALE ? -EBUSY : rc;
 }
 
 int takt_list(int (*cb)(const char *name, void *arg), void *arg)
@@ -153,16 +161,27 @@ int takt_unlink_orphan_semaphores(int (*cb)(const char *sem_name, void *arg), vo
 		if (sem_owner(e->d_name, owner, sizeof owner) != 0)
 			continue;
 		/* A channel's semaphores are created after its segment and
-		 * removed after it: a semaphore without a segment belongs to
-		 * no channel that exists or is being created. */
-		char path[TAKT_OBJ_NAME_MAX + 16];
-		snprintf(path, sizeof path, TAKT_SHM_DIR "/takt.%s", owner);
+		 * removed before it: a semaphore without a segment belongs to
+		 * no channel that exists or is being created.  To keep it so
+		 * while we remove it, we hold the channel's name ourselves: a
+		 * placeholder segment created exclusively and locked like a
+		 * creator's (a concurrent create gets -EEXIST, as it would
+		 * from any create in progress; gc leaves it alone).  Without
+		 * it, a create between our check and the unlink would lose
+		 * the semaphore it had just made. */
+		char obj[TAKT_OBJ_NAME_MAX];
+		takt_obj_name(obj, owner, "");
 		struct stat st;
-		if (stat(path, &st) == 0 || errno != ENOENT)
-			continue;
+		int fd = takt_segment_open_file(obj, O_RDWR | O_CREAT | O_EXCL, 0600, &st);
+		if (fd < 0)
+			continue; /* the segment exists (or cannot be made): not ours */
+		int locked = takt_slot_lock_fd(fd, TAKT_SLOT_CREATOR, 1);
 		char sem[TAKT_OBJ_NAME_MAX + 8];
 		snprintf(sem, sizeof sem, "/%s", e->d_name + 4);
-		if (sem_unlink(sem) == 0) {
+		int gone = locked == 0 && sem_unlink(sem) == 0;
+		takt_segment_unlink_if_same(fd, obj);
+		close(fd);
+		if (gone) {
 			removed++;
 			if (cb && cb(sem, arg) != 0)
 				break;

@@ -27,28 +27,40 @@ int takt_producer_attach(takt_channel *ch, takt_producer **out)
 	struct takt_producer *p = calloc(1, sizeof *p);
 	if (!p)
 		return -ENOMEM;
+	/* The first free lane whose takeover walk succeeds.  A lane the walk
+	 * finds corrupted is marked broken and passed over: one scribbled
+	 * lane must not keep every new producer out of the healthy ones.
+	 * -EBADMSG only if every free lane was corrupted; -EBUSY if none was
+	 * free. */
 	int rc = -EBUSY;
 	unsigned lane = 0;
+	struct takt_lane_tx *tx = &p->tx;
 	for (; lane < ch->geo.lanes; lane++) {
-		rc = takt_slot_acquire(ch, TAKT_SLOT_LANE(lane));
-		if (rc != -EBUSY)
+		int got = takt_slot_acquire(ch, TAKT_SLOT_LANE(lane));
+		if (got == -EBUSY)
+			continue;
+		rc = got;
+		if (got < 0)
+			break;
+		TAKT_FAULT_POINT(TAKT_FP_TX_OPEN_SLOT);
+		memset(tx, 0, sizeof *tx);
+		tx->ctrl = takt_lane_ctrl(ch, lane);
+		tx->data = takt_lane_data(ch, lane);
+		tx->capacity = ch->geo.capacity;
+		tx->mask = ch->geo.mask;
+		tx->max_record = ch->geo.max_record;
+		rc = takt_lane_recover_tail(tx);
+		if (rc == 0)
+			break;
+		takt_slot_release(ch, TAKT_SLOT_LANE(lane));
+		if (rc != -EBADMSG)
 			break;
 	}
 	if (rc < 0)
 		goto fail_free;
-	TAKT_FAULT_POINT(TAKT_FP_TX_OPEN_SLOT);
 	p->ch = ch;
 	p->lane = lane;
 	p->spin_ns = TAKT_DEFAULT_SPIN_NS;
-	struct takt_lane_tx *tx = &p->tx;
-	tx->ctrl = takt_lane_ctrl(ch, lane);
-	tx->data = takt_lane_data(ch, lane);
-	tx->capacity = ch->geo.capacity;
-	tx->mask = ch->geo.mask;
-	tx->max_record = ch->geo.max_record;
-	rc = takt_lane_recover_tail(tx);
-	if (rc < 0)
-		goto fail_slot;
 	/* Counters run since creation: continue from what the lane shows. */
 	tx->records = atomic_load_explicit(&tx->ctrl->records_sent, memory_order_relaxed);
 	tx->bytes = atomic_load_explicit(&tx->ctrl->bytes_sent, memory_order_relaxed);

@@ -48,6 +48,49 @@ static uint64_t random_nonce(void)
 	return v ? v : 1;
 }
 
+int takt_segment_open_file(const char *obj, int oflags, mode_t mode, struct stat *st)
+{
+	/* O_NONBLOCK: a FIFO planted under a channel's name (/dev/shm is
+	 * world-writable) would otherwise block the open until a writer
+	 * comes.  glibc's shm_open adds O_NOFOLLOW: a symlink is ELOOP. */
+	int fd = shm_open(obj, oflags | O_NONBLOCK | O_CLOEXEC, mode);
+	if (fd < 0)
+		return (errno == ELOOP || errno == ENXIO) ? -EBADMSG : -errno;
+	if (fstat(fd, st) != 0) {
+		int rc = -errno;
+		close(fd);
+		return rc;
+	}
+	if (!S_ISREG(st->st_mode)) {
+		close(fd);
+		return -EBADMSG;
+	}
+	return fd;
+}
+
+bool takt_segment_maybe_creating(const struct stat *st)
+{
+	if (st->st_size != 0)
+		return false;
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	int64_t age = ((int64_t)now.tv_sec - (int64_t)st->st_ctim.tv_sec) * 1000000000 +
+		      ((int64_t)now.tv_nsec - (int64_t)st->st_ctim.tv_nsec);
+	return age < (int64_t)TAKT_CREATE_GRACE_NS;
+}
+
+int takt_segment_unlink_if_same(int fd, const char *obj)
+{
+	struct stat ours, now;
+	char path[TAKT_OBJ_NAME_MAX + 16];
+	snprintf(path, sizeof path, TAKT_SHM_DIR "%s", obj);
+	if (fstat(fd, &ours) != 0 || stat(path, &now) != 0)
+		return -errno;
+	if (ours.st_ino != now.st_ino || ours.st_dev != now.st_dev)
+		return -ESTALE;
+	return shm_unlink(obj) == 0 ? 0 : -errno;
+}
+
 /* The path glibc gives a named semaphore, so its mode can be set exactly. */
 static void sem_path(char *out, size_t n, const char *sem_name)
 {
@@ -116,9 +159,10 @@ static int segment_create(const char *name, const struct segment_spec *spec)
 {
 	char obj[TAKT_OBJ_NAME_MAX];
 	takt_obj_name(obj, name, "");
-	int fd = shm_open(obj, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, spec->mode);
+	struct stat st;
+	int fd = takt_segment_open_file(obj, O_RDWR | O_CREAT | O_EXCL, spec->mode, &st);
 	if (fd < 0)
-		return -errno;
+		return fd == -EBADMSG ? -EEXIST : fd; /* a non-file of that name */
 	/* From here on every failure unlinks what it made: a failed create
 	 * leaves nothing behind.  Openers meanwhile see size 0 or ready unset
 	 * and get -EAGAIN; stale-channel removal sees the creator lock. */
@@ -177,9 +221,13 @@ static int segment_create(const char *name, const struct segment_spec *spec)
 fail:
 	if (base != MAP_FAILED)
 		munmap(base, spec->total);
-	close(fd);
-	shm_unlink(obj);
+	/* Semaphores first, the name last: while the name is ours nobody can
+	 * create the channel anew and lose its semaphores to this clean-up.
+	 * The name only if it is still our file (`takt rm --force` may have
+	 * removed it and someone created it again). */
 	takt_sems_unlink(name, spec->tx_sems);
+	takt_segment_unlink_if_same(fd, obj);
+	close(fd);
 	return rc;
 }
 
@@ -310,14 +358,10 @@ int takt_segment_map(const char *name, unsigned flags, struct takt_channel *ch)
 	bool rdonly = flags & TAKT_OPEN_RDONLY;
 	char obj[TAKT_OBJ_NAME_MAX];
 	takt_obj_name(obj, name, "");
-	int fd = shm_open(obj, (rdonly ? O_RDONLY : O_RDWR) | O_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
 	struct stat st;
-	if (fstat(fd, &st) != 0) {
-		rc = -errno;
-		goto fail_fd;
-	}
+	int fd = takt_segment_open_file(obj, rdonly ? O_RDONLY : O_RDWR, 0, &st);
+	if (fd < 0)
+		return fd;
 	/* Size 0: the creator has not reserved the memory yet (or died before
 	 * it did).  Not ready, like an unset `ready` word. */
 	if (st.st_size == 0) {
@@ -349,6 +393,15 @@ int takt_segment_map(const char *name, unsigned flags, struct takt_channel *ch)
 	rc = takt_geometry_check(&copy, (uint64_t)st.st_size, &ch->geo);
 	if (rc < 0)
 		goto fail_fd;
+	/* A creator reserves every page (posix_fallocate), and tmpfs counts
+	 * them (swapped-out ones too).  A file with holes was not made by a
+	 * creator: mapping it would allocate its pages on our first touch
+	 * (MAP_POPULATE: at once, possibly filling /dev/shm) and raise SIGBUS
+	 * when the tmpfs is full. */
+	if ((uint64_t)st.st_blocks * 512u < ch->geo.total_size) {
+		rc = -EBADMSG;
+		goto fail_fd;
+	}
 	/* MAP_POPULATE prefaults the page tables now, so an endpoint's hot
 	 * path never takes a page fault.  An inspector reads a few control
 	 * blocks only: it maps lazily rather than touch gigabytes of rings. */
@@ -388,10 +441,18 @@ int takt_unlink(const char *name)
 		return rc;
 	char obj[TAKT_OBJ_NAME_MAX];
 	takt_obj_name(obj, name, "");
+	/* Semaphores first, the segment last: once the name is free, a new
+	 * channel of that name may be created, and its semaphores must not
+	 * be ours to remove.  Every possible semaphore name: the header's
+	 * lane count may be corrupted, and a missing name costs one ENOENT. */
+	struct stat st;
+	int fd = takt_segment_open_file(obj, O_RDONLY, 0, &st);
+	if (fd < 0 && fd != -EBADMSG && fd != -EACCES)
+		return fd; /* -ENOENT: nothing to remove */
+	if (fd >= 0)
+		close(fd);
+	takt_sems_unlink(name, TAKT_LANES_MAX);
 	if (shm_unlink(obj) != 0)
 		return -errno;
-	/* Every possible semaphore name: the header's lane count may be
-	 * corrupted, and a missing name costs one ENOENT. */
-	takt_sems_unlink(name, TAKT_LANES_MAX);
 	return 0;
 }

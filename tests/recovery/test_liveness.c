@@ -10,10 +10,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -319,4 +321,135 @@ Test(liveness, unlink_stale_never_removes_a_live_one)
 		cr_assert_eq(takt_unlink_stale(n), 0);
 		cr_assert_eq(tr_leftovers(n), 0);
 	}
+}
+
+/* /dev/shm is world-writable: anything can sit under a channel's name.  A
+ * FIFO would block a plain open until a writer came; a symlink could point
+ * anywhere.  Every entry point refuses them at once with -EBADMSG. */
+Test(liveness, not_a_segment_never_blocks)
+{
+	const char *n = tr_name("fifo");
+	char path[TAKT_NAME_MAX + 32];
+	snprintf(path, sizeof path, "/dev/shm/takt.%s", n);
+	cr_assert_eq(mkfifo(path, 0600), 0);
+	takt_channel *ch;
+	takt_producer *p;
+	takt_consumer *c;
+	cr_assert_eq(takt_channel_open(n, TAKT_OPEN_RDONLY, &ch), -EBADMSG);
+	cr_assert_eq(takt_channel_open(n, 0, &ch), -EBADMSG);
+	cr_assert_eq(takt_producer_open(n, &p), -EBADMSG);
+	cr_assert_eq(takt_consumer_open(n, &c), -EBADMSG);
+	cr_assert_eq(takt_unlink_stale(n), -EBADMSG);
+	struct takt_queue_config cfg = {.lanes = 1, .capacity = 4096, .max_record = 64,
+					.mode = 0600};
+	cr_assert_eq(takt_queue_create(n, &cfg), -EEXIST);
+	cr_assert_eq(tr_leftovers(n), 1, "the FIFO is left alone");
+	cr_assert_eq(takt_unlink(n), 0, "takt rm --force removes whatever has the name");
+	cr_assert_eq(tr_leftovers(n), 0);
+
+	/* a symlink to a real channel's segment */
+	const char *real = tr_name("real");
+	tr_create(real, 4096, 1, 64);
+	char target[TAKT_NAME_MAX + 32];
+	snprintf(target, sizeof target, "/dev/shm/takt.%s", real);
+	cr_assert_eq(symlink(target, path), 0);
+	cr_assert_eq(takt_channel_open(n, TAKT_OPEN_RDONLY, &ch), -EBADMSG);
+	cr_assert_eq(takt_producer_open(n, &p), -EBADMSG);
+	cr_assert_eq(takt_unlink_stale(n), -EBADMSG);
+	cr_assert_eq(takt_channel_open(real, TAKT_OPEN_RDONLY, &ch), 0, "the target is fine");
+	takt_channel_close(ch);
+}
+
+/* A file with a valid header whose pages were never reserved (holes): no
+ * creator makes one.  Mapping it would allocate its pages on first touch
+ * (an endpoint's MAP_POPULATE at once: a sparse "64 GiB channel" fills
+ * /dev/shm) and raise SIGBUS once the tmpfs is full.  Refused at open, and
+ * nothing is allocated. */
+Test(liveness, segment_with_holes_refused)
+{
+	const char *real = tr_name("real");
+	tr_create(real, 65536, 2, 64);
+	const char *n = tr_name("holes");
+	char path[TAKT_NAME_MAX + 32];
+	snprintf(path, sizeof path, "/dev/shm/takt.%s", real);
+	int rfd = open(path, O_RDONLY);
+	cr_assert_geq(rfd, 0);
+	struct stat rst;
+	cr_assert_eq(fstat(rfd, &rst), 0);
+	unsigned char header[4096];
+	cr_assert_eq(read(rfd, header, sizeof header), (ssize_t)sizeof header);
+	close(rfd);
+	snprintf(path, sizeof path, "/dev/shm/takt.%s", n);
+	int fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(write(fd, header, sizeof header), (ssize_t)sizeof header);
+	cr_assert_eq(ftruncate(fd, rst.st_size), 0, "same size, one page allocated");
+	struct stat before, after;
+	cr_assert_eq(fstat(fd, &before), 0);
+	cr_assert_lt((uint64_t)before.st_blocks * 512u, (uint64_t)rst.st_size);
+	takt_channel *ch;
+	takt_producer *p;
+	cr_assert_eq(takt_channel_open(n, TAKT_OPEN_RDONLY, &ch), -EBADMSG);
+	cr_assert_eq(takt_channel_open(n, 0, &ch), -EBADMSG);
+	cr_assert_eq(takt_producer_open(n, &p), -EBADMSG);
+	cr_assert_eq(fstat(fd, &after), 0);
+	cr_assert_eq(after.st_blocks, before.st_blocks, "nothing allocated");
+	close(fd);
+	/* the real one, every page reserved, opens */
+	cr_assert_eq(takt_channel_open(real, 0, &ch), 0);
+	takt_channel_close(ch);
+}
+
+/* A creator opens the name (size 0) before it takes the creator lock: a
+ * fresh empty segment is a creation in progress, never stale. */
+Test(liveness, fresh_empty_segment_is_not_stale)
+{
+	const char *n = tr_name("young");
+	char obj[TAKT_NAME_MAX + 16];
+	snprintf(obj, sizeof obj, "/takt.%s", n);
+	int fd = shm_open(obj, O_RDWR | O_CREAT | O_EXCL, 0600);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(takt_unlink_stale(n), -EBUSY);
+	cr_assert_eq(tr_leftovers(n), 1, "not removed");
+	close(fd);
+}
+
+static int sem_seen_cb(const char *sem, void *arg)
+{
+	const char **want = arg;
+	if (strcmp(sem, want[0]) == 0)
+		want[1] = "removed";
+	return 0;
+}
+
+/* The orphan sweep removes a semaphore whose channel is gone, leaves the
+ * semaphores of a channel that exists or is being created, and leaves no
+ * trace of the name it held while it removed the orphan. */
+Test(liveness, orphan_semaphore_sweep)
+{
+	const char *gone = tr_name("orphan");
+	char sem[TAKT_NAME_MAX + 32];
+	snprintf(sem, sizeof sem, "/takt.%s.rx", gone);
+	sem_t *s = sem_open(sem, O_CREAT | O_EXCL, 0600, 0);
+	cr_assert_neq(s, SEM_FAILED);
+	sem_close(s);
+	const char *live = tr_name("live");
+	tr_create(live, 4096, 2, 64);
+	const char *creating = tr_name("creating");
+	char obj[TAKT_NAME_MAX + 16], csem[TAKT_NAME_MAX + 32];
+	snprintf(obj, sizeof obj, "/takt.%s", creating);
+	int fd = shm_open(obj, O_RDWR | O_CREAT | O_EXCL, 0600);
+	cr_assert_geq(fd, 0);
+	snprintf(csem, sizeof csem, "/takt.%s.tx0", creating);
+	s = sem_open(csem, O_CREAT | O_EXCL, 0600, 0);
+	cr_assert_neq(s, SEM_FAILED);
+	sem_close(s);
+
+	const char *arg[2] = {sem, NULL};
+	cr_assert_geq(takt_unlink_orphan_semaphores(sem_seen_cb, arg), 1);
+	cr_assert_str_eq(arg[1], "removed");
+	cr_assert_eq(tr_leftovers(gone), 0, "the orphan is gone and no placeholder is left");
+	cr_assert_eq(tr_leftovers(live), 1 + 1 + 2, "a live channel keeps its semaphores");
+	cr_assert_eq(tr_leftovers(creating), 2, "a creation in progress keeps its semaphore");
+	close(fd);
 }

@@ -60,12 +60,23 @@ static void write_record(enum out_mode mode, const unsigned char *p, size_t len,
 		putchar('\n');
 		break;
 	case OUT_TEXT:
-		for (size_t i = 0; i < len; i++) {
+		/* Escaped as \xHH: C0 controls but tab, DEL, the C1 controls
+		 * U+0080..U+009F (an 8-bit terminal takes U+009B as CSI) and
+		 * every byte that is not part of well-formed UTF-8 (a lone
+		 * 0x9b is CSI too).  Everything else is written as it is. */
+		for (size_t i = 0; i < len;) {
 			unsigned char c = p[i];
-			if ((c < 0x20 && c != '\t') || c == 0x7f)
-				printf("\\x%02x", c);
-			else
-				putchar(c);
+			size_t n = c < 0x80 ? 1 : utf8_len(p + i, len - i);
+			bool control = c < 0x80 ? (c < 0x20 && c != '\t') || c == 0x7f
+						 : n == 0 || (n == 2 && c == 0xc2 && p[i + 1] < 0xa0);
+			if (!control) {
+				fwrite(p + i, 1, n, stdout);
+				i += n;
+				continue;
+			}
+			for (size_t k = 0; k < (n ? n : 1); k++)
+				printf("\\x%02x", p[i + k]);
+			i += n ? n : 1;
 		}
 		putchar('\n');
 		break;
@@ -87,6 +98,17 @@ static void write_record(enum out_mode mode, const unsigned char *p, size_t len,
 		break;
 	}
 	}
+}
+
+/* The output cannot be written: stop receiving (every further record would
+ * be taken from the channel and lost) and say how far we got. */
+static int output_failed(const char *name, uint64_t got)
+{
+	int e = errno;
+	cli_chan_err(name, "cannot write the output (%s): stopped after %llu records received; "
+		     "those not yet written are lost", e ? strerror(e) : "write error",
+		     (unsigned long long)got);
+	return EXIT_RUNTIME;
 }
 
 int cmd_recv(int argc, char **argv)
@@ -166,7 +188,10 @@ int cmd_recv(int argc, char **argv)
 		struct takt_msg msg;
 		rc = takt_try_recv(cons, buf, cap, &msg);
 		if (rc == -EAGAIN) {
-			fflush(stdout);
+			if (fflush(stdout) != 0 || ferror(stdout)) {
+				code = output_failed(name, got);
+				break;
+			}
 			uint64_t deadline = takt_deadline_in(timeout);
 			do {
 				uint64_t slice = takt_deadline_in(WAIT_SLICE_NS);
@@ -198,8 +223,13 @@ int cmd_recv(int argc, char **argv)
 		}
 		write_record(mode, buf, (size_t)rc, &msg);
 		got++;
+		if (ferror(stdout)) {
+			code = output_failed(name, got);
+			break;
+		}
 	}
-	fflush(stdout);
+	if ((fflush(stdout) != 0 || ferror(stdout)) && code == EXIT_OK)
+		code = output_failed(name, got);
 	free(buf);
 	takt_consumer_close(cons);
 	if (code == EXIT_OK && broken)

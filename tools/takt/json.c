@@ -46,7 +46,7 @@ void json_arr_begin(struct json *j) { open_level(j, '['); }
 void json_arr_end(struct json *j) { close_level(j, ']'); }
 
 /* Length of the valid UTF-8 sequence at s (at most n bytes), 0 if invalid. */
-static size_t utf8_len(const unsigned char *s, size_t n)
+size_t utf8_len(const unsigned char *s, size_t n)
 {
 	unsigned char c = s[0];
 	size_t len;

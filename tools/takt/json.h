@@ -48,6 +48,10 @@ void json_kbool(struct json *j, const char *key, bool v);
 
 /* Whether n bytes are valid UTF-8 (so json_strn writes them losslessly). */
 bool json_is_utf8(const void *s, size_t n);
+/* Bytes in the well-formed UTF-8 character at s (n > 0 bytes available),
+ * or 0 if none starts there (no overlong forms, surrogates or values
+ * above U+10FFFF). */
+size_t utf8_len(const unsigned char *s, size_t n);
 
 /* End of a top-level value: newline. */
 void json_end_line(struct json *j);

@@ -100,8 +100,11 @@ int main(int argc, char **argv)
 	cli_cmd_name = c->name;
 	cli_cmd_usage = c->usage;
 	int rc = c->run(argc - 1, argv + 1);
-	if (fflush(stdout) != 0 && rc == EXIT_OK) {
-		cli_err("cannot write the output: %s", strerror(errno));
+	/* ferror too: a write that failed in an earlier flush leaves nothing
+	 * for this one to fail on (e.g. takt stat > /dev/full). */
+	errno = 0;
+	if ((fflush(stdout) != 0 || ferror(stdout)) && rc == EXIT_OK) {
+		cli_err("cannot write the output: %s", errno ? strerror(errno) : "write error");
 		rc = EXIT_RUNTIME;
 	}
 	return rc;
