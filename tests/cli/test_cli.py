@@ -241,6 +241,18 @@ class TestMissing(CliTest):
                 self.assertIn("no such channel", line)
         self.assertEqual(self.ls(name), {})
 
+    def test_missing_semaphores_are_named(self):
+        # the segment is there (ls lists it) but an endpoint's semaphore is
+        # gone: say so, not "no such channel"
+        name = self.create("nosem")
+        os.unlink(f"{SHM}/sem.takt.{name}.rx")
+        for args in (["send", name, "x"], ["recv", "--timeout", "100ms", name]):
+            with self.subTest(args=args):
+                line = self.fails(NOTFOUND, *args)
+                self.assertIn("semaphores are missing", line)
+                self.assertIn("rm --force", line)
+        self.assertIn(name, self.ls(name))
+
 
 class TestLsStaleGc(CliTest):
     def test_live_then_killed_is_stale_and_gc_removes_it(self):

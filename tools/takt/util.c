@@ -8,7 +8,9 @@
 #include <getopt.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "cli.h"
@@ -82,7 +84,16 @@ const char *cli_open_error_text(int err)
 
 int cli_open_fail(const char *name, int err)
 {
-	cli_chan_err(name, "%s", err == -ENOENT ? "no such channel" : cli_open_error_text(err));
+	/* -ENOENT with the segment present: an endpoint's semaphore is gone
+	 * (removed by hand, or by a crash in the middle of a removal). */
+	char path[TAKT_NAME_MAX + 32];
+	struct stat st;
+	snprintf(path, sizeof path, "/dev/shm/takt.%s", name);
+	if (err == -ENOENT && lstat(path, &st) == 0)
+		cli_chan_err(name, "its semaphores are missing (removed by hand, or a removal "
+			     "was interrupted): remove it with takt rm --force and create it again");
+	else
+		cli_chan_err(name, "%s", err == -ENOENT ? "no such channel" : cli_open_error_text(err));
 	return cli_exit_for(err);
 }
 
