@@ -104,7 +104,10 @@ static int sem_create(const char *sem_name, mode_t mode)
 {
 	sem_t *s = sem_open(sem_name, O_CREAT | O_EXCL, mode, 0);
 	if (s == SEM_FAILED && errno == EEXIST) {
-		sem_unlink(sem_name);
+		/* Another user's file in the sticky /dev/shm cannot be removed:
+		 * that is a permission problem, not an existing channel. */
+		if (sem_unlink(sem_name) != 0 && (errno == EACCES || errno == EPERM))
+			return -EACCES;
 		s = sem_open(sem_name, O_CREAT | O_EXCL, mode, 0);
 	}
 	if (s == SEM_FAILED)

@@ -364,6 +364,27 @@ class TestLsStaleGc(CliTest):
         c = json.loads(r.stdout)["channels"]
         self.assertEqual([(x["name"], x["errno"]) for x in c], [(name, "EACCES")])
 
+    def test_squatted_semaphore_is_permission_denied(self):
+        # another user's file under a channel's semaphore name cannot be
+        # removed in the sticky /dev/shm: "permission denied", not "exists"
+        if os.geteuid() != 0:
+            self.skipTest("needs root to plant a file nobody cannot remove")
+        name = self.new_name("squat")
+        squat = f"{SHM}/sem.takt.{name}.rx"
+        with open(squat, "wb"):
+            pass
+        self.addCleanup(lambda: os.path.exists(squat) and os.unlink(squat))
+        try:
+            r = run("create", name, user=65534)
+        except PermissionError as e:
+            self.skipTest(f"cannot run as nobody: {e}")
+        if r.returncode == 126 or b"Permission denied" in r.stderr:
+            self.skipTest("the takt binary is not reachable by nobody")
+        err = r.stderr.decode(errors="replace")
+        self.assertEqual(r.returncode, RUNTIME, err)
+        self.assertIn("permission denied", err)
+        self.assertFalse(self.exists(name), "a failed create leaves nothing behind")
+
 
 class TestRm(CliTest):
     def test_rm_refuses_live_and_force_removes(self):
