@@ -39,16 +39,48 @@ static void waiter_init(struct waiter *w, enum waiter_kind kind, void *bridge, s
 	w->efd = s->wake_fd;
 }
 
+/*
+ * Is the channel now under name the instance a bridge opened (same nonce)?
+ * 1 yes, 0 no (removed and re-created: `takt rm --force` + create), or the
+ * negative errno of opening it (-ENOENT: removed).  A bridge is found by
+ * name, but a name can outlive its channel: an ATTACH must reach the
+ * channel the name names now, not the unlinked segment a bridge still maps
+ * (records produced there would be lost, ATTACHED would carry the old
+ * nonce).  Costs a read-only map per ATTACH that finds a bridge.
+ */
+int bridge_same_channel(const char *name, uint64_t nonce)
+{
+	takt_channel *ch;
+	int rc = takt_channel_open(name, TAKT_OPEN_RDONLY, &ch);
+	if (rc < 0)
+		return rc;
+	struct takt_channel_config cfg;
+	takt_channel_config_get(ch, &cfg);
+	takt_channel_close(ch);
+	return cfg.nonce == nonce;
+}
+
 /* ---- producer side ------------------------------------------------------ */
 
 int pbridge_get(struct server *s, const char *name, struct pbridge **out)
 {
-	for (struct pbridge *pb = s->pbridges; pb; pb = pb->next)
-		if (strcmp(pb->name, name) == 0) {
-			pb->users++;
-			*out = pb;
-			return 0;
+	for (struct pbridge *pb = s->pbridges; pb; pb = pb->next) {
+		if (pb->stale || strcmp(pb->name, name) != 0)
+			continue;
+		int same = bridge_same_channel(name, pb->cfg.nonce);
+		if (same < 0)
+			return same;
+		if (!same) {
+			/* Its clients keep it until they detach; new ones
+			 * get a bridge of the new instance. */
+			LOGI("channel %s was re-created: new producer bridge", name);
+			pb->stale = true;
+			break;
 		}
+		pb->users++;
+		*out = pb;
+		return 0;
+	}
 	struct pbridge *pb = calloc(1, sizeof(*pb));
 	if (!pb)
 		return -ENOMEM;
@@ -140,7 +172,10 @@ void pbridge_unwait(struct conn *c)
 	c->wait_next = NULL;
 }
 
-/* The waiter saw room: resume paused clients in order while there is room. */
+/* The waiter saw room: resume paused clients in order while there is room.
+ * A resumed client may DETACH and free pb if it is the last user; that can
+ * only be the last client resumed here (every client still waiting is
+ * attached to pb), after which the loop does not touch pb again. */
 void pbridge_room(struct pbridge *pb)
 {
 	pb->w.armed = false;
@@ -168,11 +203,20 @@ void pbridge_room(struct pbridge *pb)
 
 int cbridge_get(struct server *s, const char *name, struct cbridge **out)
 {
-	for (struct cbridge *cb = s->cbridges; cb; cb = cb->next)
-		if (strcmp(cb->name, name) == 0) {
-			*out = cb;
-			return 0;
+	for (struct cbridge *cb = s->cbridges; cb; cb = cb->next) {
+		if (cb->stale || cb->dead || strcmp(cb->name, name) != 0)
+			continue;
+		int same = bridge_same_channel(name, cb->cfg.nonce);
+		if (same < 0)
+			return same;
+		if (!same) {
+			LOGI("channel %s was re-created: new consumer bridge", name);
+			cb->stale = true;
+			break;
 		}
+		*out = cb;
+		return 0;
+	}
 	struct cbridge *cb = calloc(1, sizeof(*cb));
 	if (!cb)
 		return -ENOMEM;
@@ -303,7 +347,10 @@ bool cbridge_pump(struct cbridge *cb)
 			}
 			LOGE("channel %s: receive failed: %s; no longer consuming", cb->name,
 			     takt_strerror(r));
+			/* The loop tells the clients and frees the bridge after
+			 * its walk of the bridge list (server.c, pump_all). */
 			cb->dead = true;
+			cb->err = r;
 			return took;
 		}
 		took = true;

@@ -8,6 +8,14 @@
  * the kernel in the same io_uring_enter as the wait.  user_data packs the fd
  * with a generation number, so completions of a forgotten fd (closed, maybe
  * reused) are recognised and dropped.
+ *
+ * An fd registered with an empty interest (a client paused on a full
+ * channel) still has a poll in flight, so that its hangup or error is
+ * reported as epoll reports EPOLLHUP/EPOLLERR: a multishot poll, since the
+ * kernel always adds POLLRDHUP to a poll's mask and a one-shot poll re-armed
+ * on a half-closed socket would complete at once, forever.  The multishot
+ * poll completes only on wake-ups (the peer's shutdown, its close), each
+ * completion flagged IORING_CQE_F_MORE while it stays armed.
  */
 #include <errno.h>
 #include <liburing.h>
@@ -26,6 +34,9 @@ struct ureg {
 	bool registered, inflight, cancel_sent, dirty;
 };
 
+/* poll mask of the empty-interest watch: the kernel adds ERR, HUP, RDHUP */
+#define WATCH_MASK 0u
+
 struct loop_uring {
 	struct loop base;
 	struct io_uring ring;
@@ -33,6 +44,7 @@ struct loop_uring {
 	int nregs;
 	int *dirty;
 	int ndirty, cap_dirty;
+	bool no_multishot; /* the kernel refused a multishot poll (< 5.13) */
 };
 
 static uint64_t ud_of(int fd, uint32_t gen)
@@ -129,12 +141,15 @@ static void arm_dirty(struct loop_uring *u)
 				send_cancel(u, fd);
 			continue;
 		}
-		if (!r->want)
-			continue;
+		if (!r->want && u->no_multishot)
+			continue; /* (no hangup watch without multishot polls) */
 		struct io_uring_sqe *sqe = get_sqe(u);
 		if (!sqe)
 			continue;
-		io_uring_prep_poll_add(sqe, fd, r->want);
+		if (r->want)
+			io_uring_prep_poll_add(sqe, fd, r->want);
+		else
+			io_uring_prep_poll_multishot(sqe, fd, WATCH_MASK);
 		io_uring_sqe_set_data64(sqe, ud_of(fd, r->gen));
 		r->inflight = true;
 		r->armed = r->want;
@@ -161,8 +176,14 @@ static int harvest(struct loop_uring *u, struct loop_event *out, int max)
 		struct ureg *r = &u->regs[fd];
 		if (!r->registered || (r->gen & 0x7fffffffu) != gen)
 			continue;
-		r->inflight = r->cancel_sent = false;
-		mark_dirty(u, fd);
+		if (!(cqe->flags & IORING_CQE_F_MORE)) {
+			/* the poll is done (a multishot one: cancelled, or
+			 * refused by an old kernel): re-arm */
+			if (cqe->res == -EINVAL && !r->armed)
+				u->no_multishot = true;
+			r->inflight = r->cancel_sent = false;
+			mark_dirty(u, fd);
+		}
 		if (cqe->res > 0) {
 			uint32_t ev = (uint32_t)cqe->res & (r->want | LOOP_ERR | LOOP_HUP);
 			if (ev) {

@@ -166,7 +166,7 @@ static int dispatch(struct proto *p, const struct td_frame *f, const struct prot
 		ops->emit(ctx, out, f->len);
 		return 1;
 	case TD_BYE:
-		if (f->body_len || f->chan) {
+		if (f->body_len || f->chan || f->arg) { /* §3: chan and arg 0, empty */
 			proto_fatal(p, ops, ctx, TD_E_BAD_FRAME, f->chan, f->arg, 0, "malformed BYE");
 			return -1;
 		}
@@ -230,6 +230,7 @@ size_t proto_input(struct proto *p, const uint8_t *buf, size_t len, const struct
 {
 	size_t used = 0;
 	p->blocked = false;
+	p->held = false;
 	while (p->state != PROTO_CLOSED && !p->blocked) {
 		struct td_frame f;
 		int n = td_frame_parse(buf + used, len - used, p->max_in, &f);
@@ -239,6 +240,10 @@ size_t proto_input(struct proto *p, const uint8_t *buf, size_t len, const struct
 			proto_fatal(p, ops, ctx, (uint32_t)-n, 0, 0, 0,
 				    n == -TD_E_TOO_LARGE ? "frame longer than max_frame"
 							 : "frame length below 16");
+			break;
+		}
+		if (ops->hold && ops->hold(ctx)) {
+			p->held = true; /* a whole frame waits: keep it */
 			break;
 		}
 		int r = dispatch(p, &f, ops, ctx);

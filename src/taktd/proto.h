@@ -25,6 +25,7 @@ struct proto {
 	uint32_t resume;       /* records of the current frame already accepted */
 	uint32_t resume_off;   /* byte offset of the next record in a DATA_BATCH body */
 	bool blocked;          /* stopped on a full ring: call proto_input again later */
+	bool held;             /* stopped by ops->hold: call proto_input again later */
 };
 
 struct proto_ops {
@@ -57,14 +58,20 @@ struct proto_ops {
 	 * *sys_errno as for produce). */
 	int (*state_write)(void *ctx, uint32_t chan, const uint8_t *image, uint32_t len,
 			   uint32_t *sys_errno);
+	/* Optional: true to stop before the next frame (the caller's output
+	 * for this client piles up; each small request may queue a large
+	 * answer, so the check must come between frames, not only between
+	 * reads).  proto_input then returns with p->held set. */
+	bool (*hold)(void *ctx);
 };
 
 void proto_init(struct proto *p, uint32_t server_max_frame);
 /*
  * Consume whole frames from buf[0..len).  Returns the bytes consumed; the
  * caller keeps the rest and calls again when more arrives (or, if
- * p->blocked, after clearing it when the channel has room).  Stops at
- * PROTO_CLOSED (a fatal ERROR or BYE was emitted).
+ * p->blocked, after clearing it when the channel has room; if p->held,
+ * once ops->hold no longer holds).  Stops at PROTO_CLOSED (a fatal ERROR
+ * or BYE was emitted).
  */
 size_t proto_input(struct proto *p, const uint8_t *buf, size_t len, const struct proto_ops *ops,
 		   void *ctx);

@@ -26,12 +26,22 @@
 
 int sbridge_get(struct server *s, const char *name, int role, struct sbridge **out)
 {
-	for (struct sbridge *sb = s->sbridges; sb; sb = sb->next)
-		if (sb->role == role && strcmp(sb->name, name) == 0) {
-			sb->users++;
-			*out = sb;
-			return 0;
+	for (struct sbridge *sb = s->sbridges; sb; sb = sb->next) {
+		if (sb->stale || sb->role != role || strcmp(sb->name, name) != 0)
+			continue;
+		/* the name may now name another instance (bridge.c) */
+		int same = bridge_same_channel(name, sb->cfg.nonce);
+		if (same < 0)
+			return same;
+		if (!same) {
+			LOGI("state channel %s was re-created: new bridge", name);
+			sb->stale = true;
+			break;
 		}
+		sb->users++;
+		*out = sb;
+		return 0;
+	}
 	struct sbridge *sb = calloc(1, sizeof(*sb));
 	if (!sb)
 		return -ENOMEM;

@@ -236,6 +236,8 @@ static int op_attach(void *ctx, uint32_t req, const struct td_attach *a)
 		else
 			cbridge_unsub(at);
 		free(at);
+		if (created)
+			takt_unlink(a->name); /* as on every failure: leave nothing behind */
 		emit_error(c, 0, req, TD_E_MSGSIZE, EMSGSIZE, msg);
 		return 0;
 	}
@@ -551,6 +553,13 @@ static void op_bye(void *ctx)
 	op_emit(c, out, td_enc_empty(out, TD_BYE, 0, 0));
 }
 
+/* Stop parsing while the client's answers pile up (see conn_process). */
+static bool op_hold(void *ctx)
+{
+	const struct conn *c = ctx;
+	return tx_pending(c) >= TX_STOP_READING;
+}
+
 static const struct proto_ops ops = {
 	.emit = op_emit,
 	.hello = op_hello,
@@ -562,6 +571,7 @@ static const struct proto_ops ops = {
 	.subscribe = op_subscribe,
 	.unsubscribe = op_unsubscribe,
 	.state_write = op_state_write,
+	.hold = op_hold,
 };
 
 /* ---- connection I/O ------------------------------------------------------ */
@@ -752,6 +762,13 @@ static void conn_flush(struct conn *c)
 			}
 }
 
+/*
+ * Parse what the client sent.  Parsing stops between frames once the
+ * answers queued for this client reach TX_STOP_READING (op_hold): a 16-byte
+ * STATE_GET can queue a whole image, so one read of buffered requests must
+ * not queue thousands of answers.  The rest stays in rx (proto.held) and is
+ * parsed when the send buffer drains (after_events), before any more is read.
+ */
 static void conn_process(struct conn *c)
 {
 	if (c->closing || c->dead || c->paused)
@@ -781,6 +798,13 @@ void conn_resume(struct conn *c)
 static void conn_read(struct conn *c)
 {
 	for (int i = 0; i < 8 && !c->paused && !c->closing && !c->dead; i++) {
+		if (c->proto.held) {
+			/* whole frames wait in rx: parse them before reading more
+			 * (and before an EOF would call them truncated) */
+			conn_process(c);
+			if (c->proto.held || c->paused || c->closing || c->dead)
+				break;
+		}
 		if (tx_pending(c) >= TX_STOP_READING)
 			break;
 		if (c->rx_len == c->rx_cap) {
@@ -925,6 +949,27 @@ static void handle_signal(struct server *s)
 		start_drain(s, (int)si.ssi_signo);
 }
 
+/*
+ * Resume the paused clients of every producer bridge marked `room`.  Never
+ * from inside a walk of the bridge list: a resumed client processes the
+ * frames it had buffered, and a DETACH among them can free any producer
+ * bridge (pbridge_put), the walk's next one included.  So the walks only
+ * mark bridges, and each round here starts again from the list head (a
+ * handful of bridges: the rescans cost nothing next to the resumes).
+ */
+static void resume_room(struct server *s)
+{
+	for (;;) {
+		struct pbridge *pb = s->pbridges;
+		while (pb && !pb->room)
+			pb = pb->next;
+		if (!pb)
+			return;
+		pb->room = false;
+		pbridge_room(pb);
+	}
+}
+
 /* Waiters fired: the rings they watch have records (room) now. */
 static void handle_wake(struct server *s)
 {
@@ -937,10 +982,46 @@ static void handle_wake(struct server *s)
 			cb->ready = true;
 			s->pump = true;
 		}
-	for (struct pbridge *pb = s->pbridges, *next; pb; pb = next) {
-		next = pb->next;
+	for (struct pbridge *pb = s->pbridges; pb; pb = pb->next)
 		if (waiter_take_fired(&pb->w))
-			pbridge_room(pb);
+			pb->room = true;
+	resume_room(s);
+}
+
+/*
+ * A consumer bridge that can take nothing more (a corrupted channel,
+ * PROTOCOL.md §7 BADMSG): each client gets the records already taken for it
+ * (they are in no ring any more), then a non-fatal ERROR on the
+ * attachment's id, which is gone after it.  The last detach frees the bridge
+ * and takes it off the list, so the next ATTACH opens the channel afresh
+ * (and gets the error itself if the channel is still corrupted).
+ */
+static void cbridge_fail(struct cbridge *cb)
+{
+	int err = cb->err ? cb->err : -EBADMSG;
+	char msg[TD_ERROR_MSG_MAX];
+	snprintf(msg, sizeof(msg), "channel %s: %s; detached", cb->name, takt_strerror(err));
+	/* Every bridge in the list has a subscriber (the last one's unsub
+	 * frees it); count them down, since that last detach frees cb. */
+	for (unsigned n = cb->nsubs; n; n--) {
+		struct attach *a = cb->subs;
+		struct conn *c = a->conn;
+		if (!c->closing && !c->dead && c->proto.state != PROTO_CLOSED) {
+			if (a->dropped_new) {
+				uint8_t *p = tx_reserve(c, TD_HDR_SIZE + TD_DROPPED_BODY);
+				if (p)
+					td_enc_u64s(p, TD_DROPPED, a->id, 0, a->dropped_new,
+						    a->dropped_total, 2);
+				else
+					c->dead = true;
+				a->dropped_new = 0;
+			}
+			while (a->head && !c->dead && encode_frame(c, a))
+				;
+			emit_error(c, a->id, 0, td_errno_code(err), -err, msg);
+		}
+		attach_drop(c, a);
+		conn_mark_dirty(c);
 	}
 }
 
@@ -952,9 +1033,22 @@ static bool pump_all(struct server *s, bool all)
 {
 	bool took = false;
 	s->pump = false;
-	for (struct cbridge *cb = s->cbridges; cb; cb = cb->next)
+	bool dead = false;
+	for (struct cbridge *cb = s->cbridges; cb; cb = cb->next) {
 		if (cb->ready || all || !cb->w.armed)
 			took |= cbridge_pump(cb);
+		dead |= cb->dead;
+	}
+	/* After the walk: failing a bridge frees it.  Each round starts again
+	 * from the head (cbridge_fail removes the bridge from the list). */
+	while (dead) {
+		struct cbridge *cb = s->cbridges;
+		while (cb && !cb->dead)
+			cb = cb->next;
+		if (!cb)
+			break;
+		cbridge_fail(cb);
+	}
 	return took;
 }
 
@@ -962,14 +1056,13 @@ static bool pump_all(struct server *s, bool all)
 static bool poll_room(struct server *s)
 {
 	bool room = false;
-	for (struct pbridge *pb = s->pbridges, *next; pb; pb = next) {
-		next = pb->next;
+	for (struct pbridge *pb = s->pbridges; pb; pb = pb->next)
 		if (pb->full && !pb->w.armed &&
 		    takt_wait_writable(pb->prod, pb->want_len, TAKT_NO_WAIT) == 0) {
-			pbridge_room(pb);
+			pb->room = true;
 			room = true;
 		}
-	}
+	resume_room(s);
 	return room;
 }
 
@@ -1044,8 +1137,14 @@ static void after_events(struct server *s)
 		c->in_dirty = false;
 		if (c->fd < 0)
 			continue;
-		if (!c->dead)
+		if (!c->dead) {
 			conn_flush(c);
+			/* The send buffer drained below the limit: parse the
+			 * frames held back (conn_process marks c dirty again,
+			 * so its answers are flushed in this same loop). */
+			if (c->proto.held && !c->dead && tx_pending(c) < TX_STOP_READING)
+				conn_process(c);
+		}
 		if (c->dead || (c->closing && !tx_pending(c)))
 			conn_close_now(c);
 		else

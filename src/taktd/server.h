@@ -110,6 +110,8 @@ struct pbridge {
 	takt_producer *prod;
 	unsigned users;
 	bool full;     /* the ring had no room: clients wait (for want_len bytes) */
+	bool room;     /* room seen: resume the waiting clients (server.c, resume_room) */
+	bool stale;    /* the name now names another instance: found no more */
 	uint32_t want_len;
 	struct conn *wait_head, *wait_tail;
 	struct waiter w;
@@ -124,7 +126,10 @@ struct cbridge {
 	struct attach *subs;
 	unsigned nsubs;
 	bool ready;   /* the ring may hold records: pump it */
-	bool dead;    /* every lane is broken: nothing more to take */
+	bool dead;    /* every lane is broken: nothing more to take (server.c fails
+		       * the clients with err and frees the bridge: cbridge_fail) */
+	bool stale;   /* the name now names another instance: found no more */
+	int err;      /* dead: the receive error (negative errno) */
 	unsigned badmsg;
 	uint8_t *buf;
 	size_t buf_cap;
@@ -140,6 +145,7 @@ struct sbridge {
 	char name[TAKT_NAME_MAX + 1];
 	int role;                /* TD_ROLE_STATE_READ or TD_ROLE_STATE_WRITE */
 	unsigned users;
+	bool stale;              /* the name now names another instance: found no more */
 	takt_channel *ch;        /* reader: a read-only mapping (takt_state_snapshot) */
 	takt_state_writer *wr;   /* writer */
 	struct takt_channel_config cfg;
@@ -152,6 +158,9 @@ struct sbridge {
 	struct sbridge *next;
 };
 
+/* Bridges are found by name, checked against the instance (nonce) the name
+ * names now: 1 same, 0 re-created, or a negative errno (bridge.c). */
+int bridge_same_channel(const char *name, uint64_t nonce);
 int pbridge_get(struct server *s, const char *name, struct pbridge **out);
 void pbridge_put(struct pbridge *pb);
 int cbridge_get(struct server *s, const char *name, struct cbridge **out);

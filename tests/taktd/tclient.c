@@ -265,6 +265,7 @@ int tc_attach(struct tc *c, const char *name, int role, const struct tc_attach_o
 	cr_assert_eq(f.blen, 32);
 	cr_assert_eq(rd16(f.body + 16), role);
 	cr_assert_gt(f.chan, 0);
+	c->last = f; /* the ATTACHED frame (body valid until the next read) */
 	return (int)f.chan;
 }
 

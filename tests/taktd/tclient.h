@@ -24,6 +24,7 @@ enum {
 	E_BAD_FRAME = 1, E_BAD_TYPE = 2, E_TOO_LARGE = 3, E_STATE = 4, E_VERSION = 5,
 	E_BAD_CHANNEL = 6, E_DENIED = 7, E_SLOW_CONSUMER = 8, E_LIMIT = 9, E_SHUTDOWN = 10,
 	E_INVALID = 20, E_EXISTS = 21, E_NOENT = 22, E_ACCESS = 23, E_AGAIN = 25, E_MSGSIZE = 26,
+	E_BADMSG = 27,
 	E_BUSY = 29, E_KIND = 32,
 };
 #define F_FATAL 1
@@ -86,7 +87,8 @@ struct tc_attach_opts {
 	uint32_t queue_limit;
 	uint8_t slow;
 };
-/* Send ATTACH; returns the channel id (> 0) or minus the ERROR code. */
+/* Send ATTACH; returns the channel id (> 0, the ATTACHED frame in c->last)
+ * or minus the ERROR code. */
 int tc_attach(struct tc *c, const char *name, int role, const struct tc_attach_opts *o);
 /* Produce: one DATA frame / one DATA_BATCH of n records of len bytes each. */
 int tc_data(struct tc *c, uint32_t chan, uint32_t type, const void *p, uint32_t len);

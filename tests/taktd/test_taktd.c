@@ -11,6 +11,7 @@
 #define _GNU_SOURCE
 
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -24,6 +25,7 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "layout.h" /* a record header, to corrupt a channel */
 #include "tclient.h"
 
 static void suite_fini(void)
@@ -1456,4 +1458,361 @@ TD_TEST(state_kind_and_channel_errors)
 	cr_assert_eq(tc_frame(&c, T_STATE, 0, 0, 0, NULL, 0), 0);
 	tc_expect_error(&c, E_BAD_TYPE, true);
 	tc_close(&c);
+}
+
+/* ---- regressions: review findings ------------------------------------------ */
+
+/* Open descriptors of pid. */
+static int fd_count(pid_t pid)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	DIR *d = opendir(path);
+	cr_assert(d, "opendir %s", path);
+	int n = 0;
+	for (struct dirent *e; (e = readdir(d));)
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+/* Resident memory of pid, in KiB. */
+static uint64_t rss_kb(pid_t pid)
+{
+	char path[64], line[256];
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	FILE *f = fopen(path, "r");
+	cr_assert(f, "fopen %s", path);
+	unsigned long long kb = 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmRSS: %llu kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb;
+}
+
+/* Poll (a condition with a deadline, not a sleep) until taktd holds want fds. */
+static bool wait_fds(int want, int timeout_ms)
+{
+	for (int t = 0; t < timeout_ms; t += 10) {
+		if (fd_count(T.pid) == want)
+			return true;
+		usleep(10000);
+	}
+	return fd_count(T.pid) == want;
+}
+
+/* Send n DATA frames of len bytes (payload byte = index) in one send. */
+static void send_data_burst(struct tc *c, uint32_t chan, unsigned n, uint32_t len)
+{
+	size_t fl = 16 + len;
+	uint8_t *b = malloc(n * fl);
+	cr_assert(b);
+	for (unsigned i = 0; i < n; i++) {
+		frame_bytes(b + i * fl, (uint32_t)fl, T_DATA, 0, chan, 1);
+		memset(b + i * fl + 16, (int)i, len);
+	}
+	int rc = tc_send(c, b, n * fl);
+	free(b);
+	cr_assert_eq(rc, 0);
+}
+
+/*
+ * A client paused on a full channel A has "DETACH B" buffered behind its
+ * blocked DATA, B being its only other producer channel (sole user).  When
+ * A gets room the client resumes and its DETACH frees bridge B while the
+ * loop walks the producer bridges (B right after A): a use after free that
+ * ASan reports in taktd (td_finish then fails the test).
+ */
+TD_TEST(resume_detaching_another_bridge_during_room_walk)
+{
+	td_start(&T, backend, NULL);
+	const char *a = tt_name(), *b = tt_name();
+	struct tc c;
+	ready_client(&c);
+	struct tc_attach_opts o = { .flags = A_CREATE, .lanes = 1, .capacity = 4096, .max_record = 1024 };
+	int bid = tc_attach(&c, b, ROLE_PRODUCE, &o); /* B first: the list is then A, B */
+	int aid = tc_attach(&c, a, ROLE_PRODUCE, &o);
+	cr_assert_gt(bid, 0);
+	cr_assert_gt(aid, 0);
+	/* 6 records of 1000 bytes do not fit in 4096, then DETACH B: one send. */
+	size_t fl = 16 + 1000;
+	uint8_t *buf = malloc(6 * fl + 16);
+	cr_assert(buf);
+	for (unsigned i = 0; i < 6; i++) {
+		frame_bytes(buf + i * fl, (uint32_t)fl, T_DATA, 0, (uint32_t)aid, 1);
+		memset(buf + i * fl + 16, (int)i, 1000);
+	}
+	frame_bytes(buf + 6 * fl, 16, T_DETACH, 0, (uint32_t)bid, 77);
+	int rc = tc_send(&c, buf, 6 * fl + 16);
+	free(buf);
+	cr_assert_eq(rc, 0);
+	/* The first ACK follows the burst taktd processed up to the full ring. */
+	uint64_t acked = tc_wait_ack(&c, (uint32_t)aid, 1, 10000);
+	cr_assert_geq(acked, 1);
+	cr_assert_lt(acked, 6);
+	/* Room in A resumes the client: its DETACH of B runs in the walk. */
+	takt_consumer *cons = tt_consumer(a);
+	for (unsigned i = 0; i < 6; i++) {
+		uint8_t r[1024];
+		cr_assert_eq(takt_recv(cons, r, sizeof(r), NULL, takt_deadline_in(5000000000ull)), 1000);
+		cr_assert_eq(r[0], i);
+	}
+	/* ACK of all 6 (ACKs come before DETACHED), then DETACHED of B. */
+	struct tc_frame f;
+	uint64_t last = acked;
+	for (;;) {
+		cr_assert_eq(tc_read(&c, &f, 10000), 1, "no DETACHED");
+		if (f.type != T_ACK)
+			break;
+		if (f.chan == (uint32_t)aid)
+			last = rd64(f.body);
+	}
+	cr_assert_eq(f.type, T_DETACHED, "type 0x%x", f.type);
+	cr_assert_eq(f.chan, (uint32_t)bid);
+	cr_assert_eq(f.arg, 77);
+	cr_assert_eq(last, 6);
+	/* taktd still serves the connection (and td_finish checks ASan). */
+	cr_assert_eq(tc_frame(&c, T_PING, 0, 0, 5, NULL, 0), 0);
+	tc_expect(&c, T_PONG, NULL);
+	takt_consumer_close(cons);
+	tc_close(&c);
+}
+
+/*
+ * Each 16-byte STATE_GET queues an image-sized answer: a client that sends
+ * thousands in one write and reads nothing must not make taktd queue them
+ * all (the cap on pending answers holds between frames, not only between
+ * reads).  Every answer still comes, in order, while the client only
+ * reads: parsing resumes as the send buffer drains.
+ */
+TD_TEST(state_get_flood_answers_stay_bounded)
+{
+	td_start(&T, backend, NULL);
+	const char *name = tt_name();
+	const uint32_t size = 64 << 10, n = 2000;
+	state_create(name, size);
+	static uint8_t img[64 << 10];
+	for (uint32_t i = 0; i < size; i++)
+		img[i] = (uint8_t)(i * 31 + 7);
+	takt_state_writer *w;
+	cr_assert_eq(takt_state_writer_open(name, &w), 0);
+	cr_assert_eq(takt_state_write(w, img, size), 0);
+	takt_state_writer_close(w);
+	struct tc c;
+	ready_client(&c);
+	int id = tc_attach(&c, name, ROLE_STATE_READ, NULL);
+	cr_assert_gt(id, 0);
+	uint64_t rss0 = rss_kb(T.pid);
+	static uint8_t reqs[2000 * 16 + 16];
+	for (uint32_t i = 0; i < n; i++)
+		frame_bytes(reqs + 16 * i, 16, T_STATE_GET, 0, (uint32_t)id, 100000 + i);
+	frame_bytes(reqs + 16 * n, 16, T_PING, 0, 0, 4242);
+	cr_assert_eq(tc_send(&c, reqs, sizeof(reqs)), 0);
+	struct tc_frame f;
+	/* The first answer leaves taktd after it parsed what it read. */
+	tc_expect(&c, T_STATE, &f);
+	cr_assert_eq(f.arg, 100000);
+	uint64_t rss1 = rss_kb(T.pid);
+	/* Unbounded: 2000 images of 64 KiB, 128 MiB.  The cap: ~1 MiB. */
+	cr_assert_lt(rss1 > rss0 ? rss1 - rss0 : 0, 32u << 10, "taktd grew by %llu KiB",
+		     (unsigned long long)(rss1 - rss0));
+	for (uint32_t i = 1; i < n; i++) {
+		tc_expect(&c, T_STATE, &f);
+		cr_assert_eq(f.arg, 100000 + i);
+		cr_assert_eq(f.blen, 32 + size);
+		if (i == n - 1)
+			cr_assert_eq(memcmp(f.body + 32, img, size), 0);
+	}
+	tc_expect(&c, T_PONG, &f);
+	cr_assert_eq(f.arg, 4242);
+	tc_close(&c);
+}
+
+/*
+ * A producer paused on a full ring has nothing to send and is not read:
+ * io_uring had no poll armed for it, so a client that hung up then was
+ * never closed (its descriptor and buffers stayed until accept hit EMFILE).
+ * Also a half-closed one (shutdown(SHUT_WR)): taktd must not spin on it,
+ * and must see its close.
+ */
+TD_TEST(paused_producer_hangup_is_closed)
+{
+	td_start(&T, backend, NULL);
+	const char *name = tt_name();
+	tt_create(name, 4096, 1, 64);
+	struct tc keep;
+	ready_client(&keep);
+	int kid = tc_attach(&keep, name, ROLE_PRODUCE, NULL); /* the bridge stays */
+	cr_assert_gt(kid, 0);
+	int fds0 = fd_count(T.pid);
+	for (int half = 0; half < 2; half++) {
+		struct tc c;
+		ready_client(&c);
+		int id = tc_attach(&c, name, ROLE_PRODUCE, NULL);
+		cr_assert_gt(id, 0);
+		send_data_burst(&c, (uint32_t)id, 200, 48); /* 4096 bytes hold ~64 */
+		uint64_t acked = tc_wait_ack(&c, (uint32_t)id, 1, 10000);
+		cr_assert(acked >= 1 && acked < 200, "acked %llu", (unsigned long long)acked);
+		if (half) {
+			shutdown(c.fd, SHUT_WR);
+			/* taktd saw the half-close (a round trip behind it) */
+			cr_assert_eq(tc_frame(&keep, T_PING, 0, 0, 1, NULL, 0), 0);
+			tc_expect(&keep, T_PONG, NULL);
+			uint64_t t0 = td_cpu_ticks(T.pid);
+			usleep(500000); /* a measurement window, not a synchronisation */
+			uint64_t t1 = td_cpu_ticks(T.pid);
+			long hz = sysconf(_SC_CLK_TCK);
+			cr_assert_leq(t1 - t0, (uint64_t)(hz / 10),
+				      "taktd used %llu ticks in 0.5 s with a half-closed paused client",
+				      (unsigned long long)(t1 - t0));
+		}
+		tc_close(&c);
+		cr_assert(wait_fds(fds0, 10000), "the paused client's connection stays open (%d fds, %d before)",
+			  fd_count(T.pid), fds0);
+		/* Empty the ring for the next round. */
+		takt_consumer *cons = tt_consumer(name);
+		uint8_t r[64];
+		while (takt_try_recv(cons, r, sizeof(r), NULL) >= 0)
+			;
+		takt_consumer_close(cons);
+	}
+	tc_close(&keep);
+}
+
+/* The nonce of the channel a name names now. */
+static uint64_t chan_nonce(const char *name)
+{
+	takt_channel *ch;
+	cr_assert_eq(takt_channel_open(name, TAKT_OPEN_RDONLY, &ch), 0);
+	struct takt_channel_config cfg;
+	takt_channel_config_get(ch, &cfg);
+	takt_channel_close(ch);
+	return cfg.nonce;
+}
+
+/*
+ * A channel removed and created again under the same name while taktd has
+ * bridges to it: new ATTACHes reach the new instance (its nonce in
+ * ATTACHED, records produced land in it, records in it are delivered);
+ * the old attachments keep working on the old one until they detach.
+ */
+TD_TEST(recreated_channel_gets_new_bridges)
+{
+	td_start(&T, backend, NULL);
+	const char *name = tt_name(), *st = tt_name();
+	tt_create(name, 1 << 16, 2, 1000);
+	state_create(st, 64);
+	struct tc old;
+	ready_client(&old);
+	int op = tc_attach(&old, name, ROLE_PRODUCE, NULL);
+	int oc = tc_attach(&old, name, ROLE_CONSUME, NULL);
+	int os = tc_attach(&old, st, ROLE_STATE_READ, NULL);
+	cr_assert(op > 0 && oc > 0 && os > 0);
+	uint64_t n0 = chan_nonce(name), s0 = chan_nonce(st);
+	/* takt rm --force + create */
+	cr_assert_eq(takt_unlink(name), 0);
+	cr_assert_eq(takt_unlink(st), 0);
+	tt_create(name, 1 << 16, 2, 1000);
+	state_create(st, 64);
+	uint64_t n1 = chan_nonce(name), s1 = chan_nonce(st);
+	cr_assert_neq(n0, n1);
+	struct tc c;
+	ready_client(&c);
+	int np = tc_attach(&c, name, ROLE_PRODUCE, NULL);
+	cr_assert_gt(np, 0);
+	cr_assert_eq(rd64(c.last.body + 24), n1, "producer ATTACHED carries the old nonce");
+	int ns = tc_attach(&c, st, ROLE_STATE_READ, NULL);
+	cr_assert_gt(ns, 0);
+	cr_assert_eq(rd64(c.last.body + 24), s1, "state ATTACHED carries the old nonce");
+	(void)s0;
+	/* Produced through taktd: in the new channel. */
+	cr_assert_eq(tc_data(&c, (uint32_t)np, 7, "new", 3), 0);
+	cr_assert_eq(tc_wait_ack(&c, (uint32_t)np, 1, 10000), 1);
+	takt_consumer *cons = tt_consumer(name);
+	uint8_t r[16];
+	cr_assert_eq(takt_recv(cons, r, sizeof(r), NULL, takt_deadline_in(5000000000ull)), 3,
+		     "the acknowledged record is not in the new channel");
+	cr_assert_eq(memcmp(r, "new", 3), 0);
+	takt_consumer_close(cons);
+	/* Consumed through taktd: from the new channel. */
+	int nc = tc_attach(&c, name, ROLE_CONSUME, NULL);
+	cr_assert_gt(nc, 0);
+	cr_assert_eq(rd64(c.last.body + 24), n1, "consumer ATTACHED carries the old nonce");
+	produce_native(name, 0, 3);
+	cr_assert_eq(consume_seq(&c, (uint32_t)nc, 0, 3, NULL), 3);
+	/* The old attachments still work on the old instance. */
+	cr_assert_eq(tc_data(&old, (uint32_t)op, 7, "old", 3), 0);
+	cr_assert_eq(tc_wait_ack(&old, (uint32_t)op, 1, 10000), 1);
+	tc_close(&c);
+	tc_close(&old);
+}
+
+/*
+ * A corrupted channel: once taktd gives up on it, each consuming client
+ * gets ERROR BADMSG on its attachment id (PROTOCOL.md §7) and loses the
+ * attachment; a new ATTACH opens the channel again rather than joining a
+ * dead bridge, and gets BADMSG too while the channel stays corrupted.
+ */
+TD_TEST(corrupted_channel_reports_badmsg)
+{
+	td_start(&T, backend, NULL);
+	const char *name = tt_name();
+	tt_create(name, 4096, 1, 64);
+	takt_producer *p = tt_producer(name);
+	cr_assert_eq(takt_try_send(p, 1, "rec1", 4), 0);
+	takt_producer_close(p);
+	/* the first record's length beyond max_record */
+	struct tt_raw raw;
+	tt_raw_map(name, &raw);
+	struct takt_rec_header *h =
+		(struct takt_rec_header *)(raw.base + TAKT_LANES_OFFSET + TAKT_LANE_DATA_OFFSET);
+	atomic_store(&h->len, 0xffffu);
+	tt_raw_unmap(&raw);
+	for (int round = 0; round < 2; round++) {
+		struct tc c;
+		ready_client(&c);
+		int id = tc_attach(&c, name, ROLE_CONSUME, NULL);
+		if (id < 0) {
+			/* (the open itself may see the corruption) */
+			cr_assert_eq(-id, E_BADMSG);
+		} else {
+			struct tc_frame f;
+			tc_expect(&c, T_ERROR, &f);
+			cr_assert_eq(rd32(f.body), E_BADMSG);
+			tc_check_errno(&f);
+			cr_assert_eq(f.chan, (uint32_t)id);
+			cr_assert_eq(f.flags & F_FATAL, 0);
+			/* the attachment is gone, the connection is not */
+			cr_assert_eq(tc_frame(&c, T_DETACH, 0, (uint32_t)id, 3, NULL, 0), 0);
+			tc_expect_error(&c, E_BAD_CHANNEL, false);
+		}
+		tc_close(&c);
+	}
+}
+
+/* ATTACH with CREATE that fails with MSGSIZE removes what it created. */
+TD_TEST(attach_create_msgsize_leaves_no_channel)
+{
+	td_start(&T, backend, NULL);
+	const char *name = tt_name();
+	struct tc c;
+	cr_assert_eq(tc_open(&c, T.sock), 0);
+	tc_hello(&c, 4096);
+	struct tc_attach_opts o = { .flags = A_CREATE, .lanes = 1, .capacity = 1 << 16,
+				    .max_record = 8192 };
+	cr_assert_eq(tc_attach(&c, name, ROLE_CONSUME, &o), -E_MSGSIZE);
+	takt_channel *ch;
+	cr_assert_eq(takt_channel_open(name, TAKT_OPEN_RDONLY, &ch), -ENOENT, "the channel was left behind");
+	cr_assert_eq(tt_leftovers(name), 0);
+	tc_close(&c);
+}
+
+/* PROTOCOL.md §3: BYE's chan and arg are 0. */
+TD_TEST(bye_with_arg_is_bad_frame)
+{
+	td_start(&T, backend, NULL);
+	uint8_t b[16];
+	frame_bytes(b, 16, T_BYE, 0, 0, 1);
+	expect_fatal_after(b, 16, E_BAD_FRAME, true, false);
 }
