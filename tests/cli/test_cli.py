@@ -618,6 +618,22 @@ class TestStat(CliTest):
             json.loads(line)
 
 
+    def test_a_segment_shrinking_under_stat_is_an_error_not_a_crash(self):
+        # a peer with write access truncates the file: the next read of a lost
+        # page is SIGBUS, which the CLI turns into an error message
+        name = self.create("shrink", "--lanes", "4", "--capacity", "4KiB")
+        p = subprocess.Popen([TAKT, "stat", "--interval", "50ms", "--json", name],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.addCleanup(self._stop, p)
+        ready, _, _ = select.select([p.stdout], [], [], 20)
+        self.assertTrue(ready)
+        json.loads(p.stdout.readline())  # it has the channel open and sampled it
+        os.truncate(f"{SHM}/takt.{name}", 4096)
+        _, err = p.communicate(timeout=20)
+        self.assertEqual(p.returncode, RUNTIME, err)
+        self.assertIn("shrank", err.decode(errors="replace"))
+
+
 class TestState(CliTest):
     """State channels: create --state, state get/set, ls/info/stat, liveness, gc."""
 

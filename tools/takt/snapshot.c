@@ -1,11 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /* snapshot.c - reading a channel's state for display (snapshot.h). */
+#include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <string.h>
 
 #include "cli.h"
 #include "snapshot.h"
 
-int snapshot_take(takt_channel *ch, struct snapshot *s)
+static int snapshot_read(takt_channel *ch, struct snapshot *s)
 {
 	memset(s, 0, sizeof *s);
 	s->taken_ns = takt_now_ns();
@@ -56,6 +59,44 @@ int snapshot_take(takt_channel *ch, struct snapshot *s)
 		return rc;
 	s->stale = rc == 1;
 	return 0;
+}
+
+/*
+ * A peer with write access can shrink the segment file under our mapping;
+ * reading a lost page raises SIGBUS (docs/RECOVERY.md).  The library cannot
+ * catch that, but this program can: while a snapshot is read, SIGBUS jumps
+ * back here and the channel is reported as shrunk (-EFAULT), so `takt ls` goes on
+ * with the other channels and `takt stat` ends with an error instead of a
+ * crash.  The reads are loads only (no lock, no allocation), so abandoning
+ * them halfway leaves nothing inconsistent.  The jump target is the one
+ * piece of global state the handler needs; the CLI is single-threaded.
+ */
+static sigjmp_buf *bus_target;
+
+static void on_sigbus(int sig)
+{
+	(void)sig;
+	siglongjmp(*bus_target, 1);
+}
+
+int snapshot_take(takt_channel *ch, struct snapshot *s)
+{
+	sigjmp_buf target;
+	struct sigaction sa, old;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_sigbus;
+	sigemptyset(&sa.sa_mask);
+	if (sigsetjmp(target, 1)) {
+		sigaction(SIGBUS, &old, NULL);
+		bus_target = NULL;
+		return -EFAULT; /* cli_open_error_text: "the segment shrank ..." */
+	}
+	bus_target = &target;
+	sigaction(SIGBUS, &sa, &old);
+	int rc = snapshot_read(ch, s);
+	sigaction(SIGBUS, &old, NULL);
+	bus_target = NULL;
+	return rc;
 }
 
 const char *snapshot_kind_name(uint32_t kind)

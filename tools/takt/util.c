@@ -61,7 +61,9 @@ int cli_exit_for(int err)
 
 int cli_fail(const char *name, int err)
 {
-	if (err == -EPROTOTYPE) /* takt_strerror does not know it: strerror's words are about sockets */
+	/* takt_strerror does not know these: strerror's words are about
+	 * sockets and addresses */
+	if (err == -EPROTOTYPE || err == -EFAULT)
 		return cli_open_fail(name, err);
 	if (name)
 		cli_chan_err(name, "%s", takt_strerror(err));
@@ -78,6 +80,7 @@ const char *cli_open_error_text(int err)
 	case EBADMSG: return "corrupt or not a takt segment";
 	case EPROTONOSUPPORT: return "unsupported layout version";
 	case EPROTOTYPE: return "wrong kind of channel (a queue call on a state channel, or the reverse)";
+	case EFAULT: return "its segment shrank while being read (truncated by another process)";
 	default: return takt_strerror(err);
 	}
 }
@@ -113,6 +116,7 @@ const char *cli_errno_name(int err)
 	case EPROTONOSUPPORT: return "EPROTONOSUPPORT";
 	case EBUSY: return "EBUSY";
 	case EPROTOTYPE: return "EPROTOTYPE";
+	case EFAULT: return "EFAULT";
 	case ETIMEDOUT: return "ETIMEDOUT";
 	case EALREADY: return "EALREADY";
 	case ENOMEM: return "ENOMEM";
