@@ -22,7 +22,7 @@ def main():
     loader = unittest.TestLoader()
     if patterns:
         loader.testNamePatterns = ["*%s*" % p for p in patterns]
-    suite = loader.loadTestsFromNames(["test_peers", "test_state"])
+    suite = loader.loadTestsFromNames(["test_peers", "test_state", "test_contracts"])
     t0 = time.monotonic()
     result = unittest.TextTestRunner(verbosity=2).run(suite)
     failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)

@@ -7,13 +7,21 @@ lock; socket I/O is done by whichever calling thread needs it (one at a
 time: the "I/O owner" reads every frame, for every attachment, and wakes
 the others), so there is no background thread and a single-threaded caller
 pays no hand-off.  A thread blocked in ``recv()`` does not stop another
-thread from sending: queued output wakes the owner through a pipe.
+thread from sending: queued output wakes the owner through a pipe, and so
+does closing (a thread blocked on a consumer or subscription that another
+thread closes returns).  Several threads may receive on one consumer:
+each record goes to one of them.
 
-Producers are pipelined: ``send()`` writes the record and returns its
-sequence number without waiting for the acknowledgement, unless
-``wait=True``; at most ``window`` records are unacknowledged at any time
-(back-pressure from a full ring blocks ``send()`` up to its timeout).
-``flush()`` waits until every record sent is committed to the ring.
+Producers are pipelined: ``send()`` queues the record, hands it to the
+kernel and returns its sequence number without waiting for the
+acknowledgement, unless ``wait=True``; at most ``window`` records are
+unacknowledged at any time.  Back-pressure (a full window, or taktd not
+reading because the ring is full) blocks ``send()`` up to its timeout;
+``Timeout`` then means the record was *not* queued (``Timeout.seq`` is
+None).  A record ``send()`` returned for is queued and written in order,
+even if the socket took it only after the deadline.  ``flush()`` waits
+until every record sent is committed to the ring; ``close()`` detaches
+even when that wait times out (and then raises Timeout).
 
 State channels (PROTOCOL.md §12, when taktd's WELCOME announces them):
 ``state_reader()`` reads the newest image (``get()``) and subscribes to
@@ -54,23 +62,35 @@ def _deadline(timeout):
     return time.monotonic() + max(0.0, timeout)
 
 
-def _await_queued(client, att, ready, is_closed, timeout, closed_msg, timeout_msg):
-    """Return once ``att.queue`` holds something: wait (Timeout at the
-    deadline), and raise Closed when the attachment closed with nothing
-    queued.  An error while waiting is raised only if nothing arrived."""
-    if att.queue:
-        return
-    if is_closed():
+def _take(client, att, take, is_closed, timeout, closed_msg, timeout_msg):
+    """Wait until ``att.queue`` holds something, then return ``take(queue)``,
+    checked and taken under the client's lock (several threads may receive
+    on one attachment).  Raises Closed once ``is_closed()`` holds with
+    nothing queued, Timeout at the deadline; a connection error is raised
+    only when nothing is queued (what arrived before it is returned first)."""
+
+    def ready():
+        return bool(att.queue) or is_closed()
+
+    def take_or_closed():
+        if att.queue:
+            return take(att.queue)
         raise errors.Closed(closed_msg)
-    try:
-        client._wait_for(ready, _deadline(timeout), timeout_msg)
-    except errors.Timeout:
-        raise
-    except errors.TaktError:
-        if not att.queue:
-            raise
-    if not att.queue:
-        raise errors.Closed(closed_msg)
+
+    return client._wait_for(ready, _deadline(timeout), timeout_msg, take_or_closed)
+
+
+def _flat(data):
+    """A bytes-like payload as bytes or a flat byte view whose len() is its byte
+    count (array('I', ...), a memoryview of another format, ...)."""
+    if type(data) is bytes:
+        return data
+    if isinstance(data, str):
+        raise TypeError("a record is bytes-like, not str (encode it)")
+    mv = memoryview(data)
+    if mv.format == "B" and mv.ndim == 1 and mv.c_contiguous:
+        return mv
+    return mv.cast("B") if mv.c_contiguous else mv.tobytes()
 
 
 def _remaining(deadline):
@@ -188,7 +208,10 @@ class Client:
     to taktd's default (``$XDG_RUNTIME_DIR/takt/taktd.sock``, else
     ``/run/takt/taktd.sock``); the environment variable ``TAKTD_SOCKET``
     overrides the default.  ``timeout`` bounds the control requests
-    (HELLO, ATTACH, DETACH, PING, the close handshake).
+    (HELLO, ATTACH, DETACH, PING, the close handshake).  An ATTACH that
+    times out leaves nothing attached: not sent if it was still in the
+    client's buffer, else detached as soon as its ATTACHED arrives (records
+    taktd delivered to it meanwhile are lost for this client).
     ``connect_timeout`` > 0 retries connecting while taktd is not running
     (e.g. while it restarts), for that many seconds.
 
@@ -218,6 +241,8 @@ class Client:
         self._rview = memoryview(self._rbuf)
         self._answers = {}
         self._attaching = {}        # ATTACH request id -> (channel name, role)
+        self._abandoned = set()     # ATTACH request ids that timed out after being written
+        self._write_busy = False    # a chunk of _out is out of the buffer, being written
         self._req = itertools.count(1)
         self._atts = {}             # chan id -> _Attachment
         self.server = None
@@ -343,6 +368,7 @@ class Client:
 
     def ping(self, payload=b"", timeout=None):
         """Round trip through taktd; returns the seconds it took."""
+        payload = bytes(_flat(payload))
         if len(payload) > 256:
             raise ValueError("PING payload is at most 256 bytes")
         req = self._next_req()
@@ -416,15 +442,62 @@ class Client:
         req = self._next_req()
         fr = P.attach(req, role, channel, create, exclusive, lanes, capacity, max_record or 0,
                       mode, queue_limit, slow)
+        timeout = self.timeout if timeout is None else timeout
         with self._cv:
+            self._check()
+            self._answers[req] = None
             self._attaching[req] = (channel, role)
+            pos = self._queue(fr) - len(fr)
         try:
-            # the answer is the _Attachment, registered when ATTACHED was dispatched
-            return self._request(fr, req, self.timeout if timeout is None else timeout, "ATTACH",
-                                 channel)
-        finally:
+            self._wait_for(lambda: self._answers.get(req) is not None, _deadline(timeout),
+                           "no answer to ATTACH of %r from taktd within %s s" % (channel, timeout))
+        except BaseException as e:
             with self._cv:
+                ans = self._answers.pop(req, None)
                 self._attaching.pop(req, None)
+                if ans is None:
+                    # No answer (yet): make sure no attachment is left behind that
+                    # nobody reads (a consumer would take the ring's records for
+                    # nothing).  Still in our buffer: never send it; else DETACH it
+                    # when its ATTACHED comes.
+                    if self._error is None and not self._cancel_queued(pos, fr):
+                        self._abandoned.add(req)
+                    raise
+                if isinstance(ans, _Attachment) and not isinstance(e, errors.Timeout):
+                    self._drop_attachment(ans)
+                    raise
+            # the answer came while the timeout was being raised: use it
+        else:
+            with self._cv:
+                ans = self._answers.pop(req)
+                self._attaching.pop(req, None)
+        if isinstance(ans, errors.ServerError):
+            if ans.channel is None:
+                ans.channel = channel
+            raise ans
+        return ans
+
+    def _cancel_queued(self, pos, frame):
+        """Neutralise a request frame queued at byte ``pos`` that no byte of has
+        been written yet (lock held): overwrite it with a PING of the same
+        length whose PONG nobody waits for.  False if it is (partly) written
+        or a write is in progress."""
+        if self._write_busy or pos < self._out_sent or len(frame) - P.HDR_SIZE > 256:
+            return False
+        off = pos - self._out_sent
+        if bytes(self._out[off:off + len(frame)]) != frame:
+            return False
+        self._out[off:off + len(frame)] = P.frame(P.PING, 0, self._next_req(),
+                                                  bytes(len(frame) - P.HDR_SIZE))
+        return True
+
+    def _drop_attachment(self, att):
+        """Forget an attachment nobody will use and DETACH it, not waiting for
+        DETACHED (lock held)."""
+        att.detached = True
+        self._atts.pop(att.chan, None)
+        if self._error is None:
+            self._queue(P.frame(P.DETACH, att.chan, self._next_req()))
 
     def _request(self, frame, req, timeout, what, channel=None):
         """Queue a request frame and wait for its answer (by request id)."""
@@ -435,30 +508,39 @@ class Client:
         try:
             self._wait_for(lambda: self._answers.get(req) is not None, _deadline(timeout),
                            "no answer to %s from taktd" % what)
-        except BaseException:
+        except BaseException as e:
             with self._cv:
-                self._answers.pop(req, None)
-            raise
-        with self._cv:
-            ans = self._answers.pop(req)
+                ans = self._answers.pop(req, None)
+            if ans is None or not isinstance(e, errors.Timeout):
+                raise
+            # the answer came while the timeout was being raised: use it
+        else:
+            with self._cv:
+                ans = self._answers.pop(req)
         if isinstance(ans, errors.ServerError):
             if channel and ans.channel is None:
                 ans.channel = channel
             raise ans
         return ans
 
-    def _detach(self, att, timeout):
+    def _detach(self, att, timeout, wait=True):
+        """DETACH ``att`` and wait up to ``timeout`` for DETACHED (its answer, or
+        None).  The attachment is closed on return, whatever happened; a thread
+        blocked on it wakes.  ``wait=False``: queue DETACH, do not wait."""
         with self._cv:
-            if att.detached or self._error is not None:
+            if att.detached or self._error is not None or not wait:
+                if not att.detached and self._error is None:
+                    self._queue(P.frame(P.DETACH, att.chan, self._next_req()))
                 att.detached = True
                 self._atts.pop(att.chan, None)
+                self._poke()
                 return None
             req = self._next_req()
             self._answers[req] = None
             self._queue(P.frame(P.DETACH, att.chan, req))
         try:
             self._wait_for(lambda: self._answers.get(req) is not None, _deadline(timeout),
-                           "no answer to DETACH")
+                           "no answer to DETACH of %r" % att.name)
             with self._cv:
                 ans = self._answers.pop(req)
             if isinstance(ans, errors.ServerError):
@@ -466,9 +548,10 @@ class Client:
             return ans
         finally:
             with self._cv:
+                self._answers.pop(req, None)
                 att.detached = True
                 self._atts.pop(att.chan, None)
-                self._cv.notify_all()
+                self._poke()
 
     # ---- internals: I/O ---------------------------------------------------------------
 
@@ -482,20 +565,32 @@ class Client:
         """Append whole frames to the output (lock held)."""
         self._out += data
         self._out_queued += len(data)
-        if self._io_owner:
-            try:
-                os.write(self._wake_w, b"x")
-            except BlockingIOError:
-                pass
+        self._wake()
         return self._out_queued
 
-    def _wait_for(self, pred, deadline, what="timed out"):
+    def _wake(self):
+        """Interrupt the I/O owner's poll (lock held): it re-checks what it
+        waits for.  Needed whenever state another thread may wait on changes
+        outside a frame from taktd (queued output, a close)."""
+        if self._io_owner and self._wake_w is not None:
+            try:
+                os.write(self._wake_w, b"x")
+            except (BlockingIOError, OSError):
+                pass
+
+    def _poke(self):
+        """Wake every waiting thread, the I/O owner included (lock held)."""
+        self._cv.notify_all()
+        self._wake()
+
+    def _wait_for(self, pred, deadline, what="timed out", then=None):
         """Do I/O (or let the I/O owner do it) until pred() holds (checked
-        with the lock held).  Raises the connection's error, or Timeout."""
+        with the lock held), then return ``then()`` (None without it), called
+        with the lock still held.  Raises the connection's error, or Timeout."""
         with self._cv:
             while True:
                 if pred():
-                    return
+                    return then() if then is not None else None
                 self._check()
                 rem = _remaining(deadline)
                 if rem is not None and rem <= 0:
@@ -553,6 +648,7 @@ class Client:
                 return False
             chunk = self._out
             self._out = bytearray()
+            self._write_busy = True
         try:
             n = self._sock.send(chunk)
         except (BlockingIOError, InterruptedError):
@@ -560,7 +656,12 @@ class Client:
         except OSError as e:
             n = -1
             err = e
+        if n < 0 and isinstance(err, (BrokenPipeError, ConnectionResetError)):
+            # taktd closed the connection: why is likely in what it sent last
+            # (a fatal ERROR), still unread in the socket.  Dispatch that first.
+            self._drain_input()
         with self._mu:
+            self._write_busy = False
             if n < 0:
                 self._out[0:0] = chunk
                 self._fail(errors.ConnectionLost(self._lost_text(self._why(err)), self._committed_map(), err))
@@ -572,11 +673,22 @@ class Client:
                 self._cv.notify_all()
         return n > 0
 
+    def _drain_input(self):
+        """Read and dispatch whatever taktd sent before the connection broke
+        (no lock held; the caller owns the I/O)."""
+        try:
+            while self._read():
+                pass
+        except errors.TaktError:
+            pass
+
     def _read(self):
+        """Read once and dispatch the whole frames; returns the byte count
+        (0: nothing to read).  Raises the connection's error at EOF."""
         try:
             n = self._sock.recv_into(self._rbuf)
         except (BlockingIOError, InterruptedError):
-            return
+            return 0
         except OSError as e:
             with self._mu:
                 self._fail(errors.ConnectionLost(self._lost_text(self._why(e)), self._committed_map(), e))
@@ -595,22 +707,33 @@ class Client:
         frames = []
         off, end = 0, len(data)
         unpack = P.HDR.unpack_from
+        bad = None
         while end - off >= 16:
             length, ftype, flags, chan, arg = unpack(data, off)
             if length < 16 or length > self.max_frame:
-                with self._mu:
-                    self._fail(errors.ConnectionLost("taktd sent an impossible frame length %d" % length))
-                raise self._error
+                bad = length
+                break
             if end - off < length:
                 break
             frames.append((ftype, flags, chan, arg, data, off + 16, off + length))
             off += length
-        self._rest = data[off:] if off < end else b""
-        if frames:
+        self._rest = data[off:] if off < end and bad is None else b""
+        if frames or bad is not None:
             with self._mu:
-                for f in frames:
-                    self._dispatch(*f)
-                self._cv.notify_all()
+                try:
+                    for f in frames:
+                        if self._error is not None:
+                            break           # a fatal ERROR or a malformed frame ended it
+                        self._dispatch(*f)
+                    if bad is not None:
+                        self._fail(errors.ConnectionLost(
+                            self._lost_text("taktd sent an impossible frame length %d (max_frame %d)"
+                                            % (bad, self.max_frame)), self._committed_map()))
+                finally:
+                    self._cv.notify_all()
+                if self._error is not None:
+                    raise self._error
+        return n
 
     def _dispatch(self, ftype, flags, chan, arg, buf, start, end):
         """Apply one frame from taktd (lock held)."""
@@ -622,13 +745,26 @@ class Client:
             off = start
             gap = att.gap
             idx = att.delivered
+            recs = []
             for _ in range(arg):
+                if end - off < 8:
+                    break
                 ln, rt = unpack(buf, off)
                 off += 8
+                if end - off < ln:
+                    off = -1
+                    break
                 idx += 1
-                q.append(Record(buf[off:off + ln], rt, name, idx, gap))
+                recs.append(Record(buf[off:off + ln], rt, name, idx, gap))
                 gap = 0
                 off += ln
+            if off != end or len(recs) != arg:
+                # PROTOCOL.md §3.6: the records fill the body exactly
+                self._fail(errors.ConnectionLost(self._lost_text(
+                    "taktd sent a malformed DATA_BATCH for %r (%d records announced in %d bytes)"
+                    % (name, arg, end - start)), self._committed_map()))
+                return
+            q.extend(recs)
             att.gap = 0
             att.delivered = idx
         elif ftype == P.DATA:
@@ -686,6 +822,8 @@ class Client:
                 self._fail(exc)
             elif arg in self._answers:
                 self._answers[arg] = exc
+            else:
+                self._abandoned.discard(arg)    # a timed-out ATTACH refused
         elif ftype == P.ATTACHED:
             pending = self._attaching.pop(arg, None)
             if arg in self._answers and pending is not None:
@@ -695,6 +833,12 @@ class Client:
                                   ChannelInfo(*P.ATTACHED_BODY.unpack_from(buf, start)))
                 self._atts[chan] = att
                 self._answers[arg] = att
+            elif arg in self._abandoned:
+                # the answer to an ATTACH that timed out: nobody uses it, DETACH
+                # it (what taktd delivers until then is dropped)
+                self._abandoned.discard(arg)
+                if self._error is None:
+                    self._queue(P.frame(P.DETACH, chan, self._next_req()))
         elif ftype == P.DETACHED:
             if arg in self._answers:
                 self._answers[arg] = P.U64X2.unpack_from(buf, start)
@@ -718,17 +862,26 @@ class Client:
         return "connection to taktd at %s lost: %s" % (self.socket_path, why)
 
     def _fail(self, exc):
-        """The connection is dead (lock held): remember why, wake everybody."""
-        if self._error is None:
+        """The connection is dead (lock held): remember why, wake everybody.
+        The first reason stays, except that taktd's own fatal ERROR replaces a
+        ConnectionLost (the socket broke while the ERROR was still unread)."""
+        if self._error is None or (isinstance(self._error, errors.ConnectionLost)
+                                   and isinstance(exc, errors.ServerError) and exc.fatal
+                                   and not self._closed):
             self._error = exc
-            self._cv.notify_all()
+            self._poke()
 
     def _teardown(self):
         with self._mu:
             self._closed = True
             if self._error is None:
                 self._error = errors.Closed("the client is closed")
-            self._cv.notify_all()
+            self._poke()
+            # let a thread polling the socket and the pipe leave before they close
+            # (bounded: it only has to notice the pipe)
+            end = time.monotonic() + 1.0
+            while self._io_owner and time.monotonic() < end:
+                self._cv.wait(end - time.monotonic())
         try:
             self._sock.close()
         except Exception:
@@ -789,8 +942,14 @@ class _Endpoint:
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc):
-        self.close()
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.close()
+            return
+        try:
+            self.close()                # closes whatever happens ...
+        except errors.TaktError:
+            pass                        # ... but does not hide the block's own exception
 
 
 class _Sender(_Endpoint):
@@ -830,33 +989,64 @@ class _Sender(_Endpoint):
         return att.sent_bytes - marks[0][2]
 
     def _send_frame(self, frame, n, deadline):
+        """Queue one frame of ``n`` records and hand it to the kernel.
+
+        Contract (PEERS.md): Timeout is raised only *before* the frame is
+        queued (no room in the window, or earlier output not yet taken by
+        taktd by the deadline): nothing of it was sent and ``sent`` did not
+        count it.  Once queued, the records are counted as sent and will be
+        written in order; if the socket does not take the frame by the
+        deadline, it stays queued (written by the next call that does I/O:
+        send, flush, recv, close) and this returns normally; ``flush()``
+        reports a delay."""
         cl, att = self._client, self._att
         with cl._cv:
             cl._check()
             if att.detached:
                 raise errors.Closed("%s of %r is closed" % (self._what, att.name))
-        cl._wait_for(lambda: self._room(n, len(frame)), deadline,
-                     "no room in the window of %r: %d records unacknowledged (is the channel's "
-                     "consumer running?)" % (att.name, att.sent - att.committed))
+
+        def ready():
+            return att.detached or (self._room(n, len(frame)) and cl._out_sent >= cl._out_queued)
+
+        try:
+            cl._wait_for(ready, deadline)
+        except errors.Timeout:
+            with cl._cv:
+                unacked = att.sent - att.committed
+                backlog = cl._out_queued - cl._out_sent
+            if backlog:
+                why = ("taktd does not read (back-pressure from a full ring?): %d bytes queued earlier "
+                       "are still unwritten" % backlog)
+            else:
+                why = "no room in the window: %d records unacknowledged" % unacked
+            raise errors.Timeout("%s of %r: not sent within the timeout, %s (is the channel's consumer "
+                                 "running?)" % (self._what, att.name, why)) from None
         with cl._cv:
             cl._check()
+            if att.detached:
+                raise errors.Closed("%s of %r is closed" % (self._what, att.name))
             start_bytes = att.sent_bytes
             att.sent += n
             att.sent_bytes += len(frame)
             att.acked_bytes_marks.append((att.sent, att.sent_bytes, start_bytes))
             end = cl._queue(frame)
             seq = att.sent
-        cl._wait_for(lambda: cl._out_sent >= end, deadline,
-                     "taktd does not read (back-pressure from a full ring?)")
+        try:
+            cl._wait_for(lambda: cl._out_sent >= end, deadline)
+        except errors.Timeout:
+            pass                        # queued: written later, in order (see above)
         return seq
 
     def wait_committed(self, seq, timeout=None):
         """Wait until record ``seq`` is committed (acknowledged).  Returns the
         committed count."""
         att = self._att
-        self._client._wait_for(lambda: att.committed >= seq or att.detached, _deadline(timeout),
-                               "record %d of %r not acknowledged in time (committed %d)"
-                               % (seq, att.name, att.committed))
+        try:
+            self._client._wait_for(lambda: att.committed >= seq or att.detached, _deadline(timeout))
+        except errors.Timeout:
+            raise errors.Timeout("record %d of %r not acknowledged within %s s (committed %d): it is "
+                                 "queued and may still be committed" % (seq, att.name, timeout, att.committed),
+                                 seq=seq) from None
         return att.committed
 
     def flush(self, timeout=None):
@@ -864,19 +1054,37 @@ class _Sender(_Endpoint):
         return self.wait_committed(self._att.sent, timeout)
 
     def close(self, timeout=None):
-        """Flush (up to ``timeout``, default the client's), then DETACH.
-        Returns the committed count taktd reported in DETACHED (or the last
-        ACK if the connection is gone)."""
+        """Flush (up to ``timeout``, default the client's), then DETACH, always:
+        the attachment is closed when this returns or raises.  Returns the
+        committed count taktd reported in DETACHED (or the last ACK if the
+        connection is gone).  If the flush timed out, DETACH is queued
+        behind the unacknowledged records (taktd may still commit them;
+        DETACHED is not waited for) and Timeout is raised with ``seq`` = the
+        last record sent; ``committed`` is what was acknowledged.  A ``with``
+        block that raised gets its own exception, not this Timeout."""
         att = self._att
         if att.detached:
             return att.committed
-        timeout = self._client.timeout if timeout is None else timeout
+        cl = self._client
+        timeout = cl.timeout if timeout is None else timeout
         deadline = _deadline(timeout)
+        late = None
         try:
             self.flush(_remaining(deadline))
+        except errors.Timeout as e:
+            late = e
         except (errors.ConnectionLost, errors.Closed, errors.ServerError):
             pass
-        ans = self._client._detach(att, max(0.0, _remaining(deadline) or 0.0) or 1.0)
+        except BaseException:
+            cl._detach(att, 0, wait=False)
+            raise
+        if late is not None:
+            cl._detach(att, 0, wait=False)     # DETACHED comes only after their ACK
+            raise errors.Timeout("%s of %r closed with records unacknowledged: %d sent, %d committed "
+                                 "within %s s (those queued may still be committed)"
+                                 % (self._what, att.name, att.sent, att.committed, timeout),
+                                 seq=att.sent) from None
+        ans = cl._detach(att, max(0.0, _remaining(deadline) or 0.0) or 1.0)
         if ans:
             att.committed = max(att.committed, ans[0])
         return att.committed
@@ -899,16 +1107,21 @@ class Producer(_Sender):
             raise errors.RecordTooLarge(len(data), self._att.info.max_record, self._att.name)
 
     def send(self, data, type=0, timeout=None, wait=False):
-        """Send one record (bytes-like) with record ``type``; returns its
-        sequence number.  Blocks while the window is full, up to
-        ``timeout`` seconds (None: no limit) -> Timeout.  ``wait=True``
-        also waits until taktd acknowledged it as committed.  A record
-        above the channel's max_record raises RecordTooLarge before
-        anything is sent."""
+        """Send one record (bytes-like: its bytes are sent, e.g. the 12 bytes
+        of ``array('I', [1, 2, 3])``) with record ``type``; returns its
+        sequence number once the record is queued on the connection.
+        Blocks while the window is full or taktd does not read (a full
+        ring), up to ``timeout`` seconds (None: no limit) -> Timeout, and
+        then the record was *not* queued (``Timeout.seq`` is None).
+        ``wait=True`` also waits until taktd acknowledged it as committed
+        (a Timeout then has ``seq`` = this record's number: it was queued).
+        A record above the channel's max_record raises RecordTooLarge
+        before anything is sent."""
+        data = _flat(data)
         self._check_record(data, type)
         deadline = _deadline(timeout)
         seq = self._send_frame(P.HDR.pack(P.HDR_SIZE + len(data), P.DATA, 0, self._att.chan, type)
-                               + bytes(data), 1, deadline)
+                               + data, 1, deadline)
         if wait:
             self.wait_committed(seq, _remaining(deadline))
         return seq
@@ -918,7 +1131,9 @@ class Producer(_Sender):
         ``records``: an iterable of bytes-like payloads (all of record type
         ``type``) or of ``(payload, type)`` pairs.  Every record is checked
         against max_record first.  Returns the sequence number of the last
-        record (or of the last record before, if empty)."""
+        record (or of the last record before, if empty).  A Timeout has
+        ``seq`` = the last record of the batch that was queued (None: none
+        was); the records after it were not."""
         att = self._att
         chan = att.chan
         maxrec = att.info.max_record
@@ -930,24 +1145,31 @@ class Producer(_Sender):
                 d, t = r
             else:
                 d, t = r, type
+            if d.__class__ is not bytes:       # (``type`` is the argument here)
+                d = _flat(d)
             if len(d) > maxrec or t < 0 or t >= P.TYPE_RESERVED:
                 self._check_record(d, t)
             items.append((d, t))
         deadline = _deadline(timeout)
         seq = att.sent
+        queued = None
         limit = self._batch_limit - P.HDR_SIZE
         size = 0
-        for d, t in items:
-            need = 8 + len(d)
-            if parts and size + need > limit:
-                seq = self._flush_parts(parts, size, chan, deadline)
-                parts = []
-                size = 0
-            parts.append(pack(len(d), t))
-            parts.append(d)
-            size += need
-        if parts:
-            seq = self._flush_parts(parts, size, chan, deadline)
+        try:
+            for d, t in items:
+                need = 8 + len(d)
+                if parts and size + need > limit:
+                    seq = queued = self._flush_parts(parts, size, chan, deadline)
+                    parts = []
+                    size = 0
+                parts.append(pack(len(d), t))
+                parts.append(d)
+                size += need
+            if parts:
+                seq = queued = self._flush_parts(parts, size, chan, deadline)
+        except errors.Timeout as e:
+            raise errors.Timeout(str(e) + ("; records of this batch queued up to %d, the rest not"
+                                           % queued if queued is not None else ""), seq=queued) from None
         if wait:
             self.wait_committed(seq, _remaining(deadline))
         return seq
@@ -957,10 +1179,11 @@ class Producer(_Sender):
         if n == 1:
             hdr = parts[0]
             _, t = P.BATCH_REC.unpack(hdr)
-            frame = P.HDR.pack(P.HDR_SIZE + size - 8, P.DATA, 0, chan, t) + bytes(parts[1])
+            frame = P.HDR.pack(P.HDR_SIZE + size - 8, P.DATA, 0, chan, t) + parts[1]
         else:
             frame = b"".join([P.HDR.pack(P.HDR_SIZE + size, P.DATA_BATCH, 0, chan, n)] + parts)
         return self._send_frame(frame, n, deadline)
+
 
 class Consumer(_Endpoint):
     """A consuming attachment (PROTOCOL.md §6).  Iterate over it, or call
@@ -976,32 +1199,29 @@ class Consumer(_Endpoint):
     def delivered(self):
         return self._att.delivered
 
-    def _ready(self):
+    def _take(self, take, timeout):
         att = self._att
-        return bool(att.queue) or att.detached
-
-    def _fetch(self, timeout):
-        att = self._att
-        _await_queued(self._client, att, self._ready, lambda: att.detached, timeout,
-                      "consumer of %r is closed" % att.name,
-                      "no record from %r within %s s" % (att.name, timeout))
+        return _take(self._client, att, take, lambda: att.detached, timeout,
+                     "consumer of %r is closed" % att.name,
+                     "no record from %r within %s s" % (att.name, timeout))
 
     def recv(self, timeout=None):
         """The next record; waits up to ``timeout`` seconds (None: forever)
-        and raises Timeout when none came."""
-        self._fetch(timeout)
-        return self._att.queue.popleft()
+        and raises Timeout when none came, Closed once the consumer is
+        closed (also by another thread) and every record received is
+        taken.  Several threads may call it: each record goes to one."""
+        return self._take(collections.deque.popleft, timeout)
 
     def recv_many(self, max_records=None, timeout=None):
         """Every record received so far (at most ``max_records``), waiting up
         to ``timeout`` for the first one."""
-        self._fetch(timeout)
-        q = self._att.queue
-        if max_records is None or max_records >= len(q):
-            out = list(q)
-            q.clear()
-            return out
-        return [q.popleft() for _ in range(max_records)]
+        def take(q):
+            if max_records is None or max_records >= len(q):
+                out = list(q)
+                q.clear()
+                return out
+            return [q.popleft() for _ in range(max_records)]
+        return self._take(take, timeout)
 
     def __iter__(self):
         while True:
@@ -1038,13 +1258,16 @@ class StateWriter(_Sender):
         channel's newest image; it replaces the previous one (nothing
         queues).  Returns its number on this attachment.  ``wait=True``
         returns once taktd acknowledged it as published.  An image above
-        the image size raises ImageTooLarge before anything is sent."""
+        the image size (in bytes: ``array('I')`` counts 4 per item) raises
+        ImageTooLarge before anything is sent.  Timeout as for
+        :meth:`Producer.send`: before queueing, the image was not queued."""
         att = self._att
+        image = _flat(image)
         if len(image) > att.info.max_record:
             raise errors.ImageTooLarge(len(image), att.info.max_record, att.name)
         deadline = _deadline(timeout)
         seq = self._send_frame(P.HDR.pack(P.HDR_SIZE + len(image), P.STATE_WRITE, 0, att.chan, 0)
-                               + bytes(image), 1, deadline)
+                               + image, 1, deadline)
         if wait:
             self.wait_committed(seq, _remaining(deadline))
         return seq
@@ -1122,6 +1345,8 @@ class StateReader(_Endpoint):
         if self._sub is not None:
             self._sub._closed = True
         if att.detached:
+            with self._client._cv:
+                self._client._poke()
             return att.updates
         ans = self._client._detach(att, self._client.timeout if timeout is None else timeout)
         return ans[0] if ans else att.updates
@@ -1172,47 +1397,48 @@ class StateSubscription:
     def closed(self):
         return self._closed or self._att.detached
 
-    def _ready(self):
-        att = self._att
-        return bool(att.queue) or self.closed or not att.subscribed
+    def _ended(self):
+        return self.closed or not self._att.subscribed
 
-    def _fetch(self, timeout):
+    def _take(self, take, timeout):
         att = self._att
-        _await_queued(self._client, att, self._ready, lambda: self.closed, timeout,
-                      "subscription to %r is closed" % att.name,
-                      "no update of %r within %s s" % (att.name, timeout))
+        return _take(self._client, att, take, self._ended, timeout,
+                     "subscription to %r is closed" % att.name,
+                     "no update of %r within %s s" % (att.name, timeout))
 
     def wait(self, count=1, timeout=None):
         """Wait until at least ``count`` updates are pending (received, not
         yet returned by recv()), without taking them; returns the pending
         count.  Raises Timeout, or Closed once the subscription is closed."""
         att, cl = self._att, self._client
-        cl._wait_for(lambda: len(att.queue) >= count or self.closed or not att.subscribed,
-                     _deadline(timeout), "fewer than %d updates of %r within %s s" % (count, att.name, timeout))
-        if len(att.queue) < count:
-            raise errors.Closed("subscription to %r is closed" % att.name)
-        return len(att.queue)
+
+        def pending():
+            if len(att.queue) < count:
+                raise errors.Closed("subscription to %r is closed" % att.name)
+            return len(att.queue)
+        return cl._wait_for(lambda: len(att.queue) >= count or self._ended(), _deadline(timeout),
+                            "fewer than %d updates of %r within %s s" % (count, att.name, timeout), pending)
 
     def recv(self, timeout=None, latest=False):
         """The next update (a :class:`StateImage`); waits up to ``timeout``
         seconds (None: forever) and raises Timeout when none came.  With
         ``latest=True`` older updates already received are skipped."""
-        self._fetch(timeout)
-        q = self._att.queue
         if latest:
-            img = q.pop()
-            q.clear()
-            return img
-        return q.popleft()
+            def take(q):
+                img = q.pop()
+                q.clear()
+                return img
+            return self._take(take, timeout)
+        return self._take(collections.deque.popleft, timeout)
 
     def recv_many(self, timeout=None):
         """Every update received so far, waiting up to ``timeout`` for the
         first one."""
-        self._fetch(timeout)
-        q = self._att.queue
-        out = list(q)
-        q.clear()
-        return out
+        def take(q):
+            out = list(q)
+            q.clear()
+            return out
+        return self._take(take, timeout)
 
     def __iter__(self):
         while True:
@@ -1237,6 +1463,8 @@ class StateSubscription:
                                        "UNSUBSCRIBE", att.name)
         finally:
             self._closed = True
+            with cl._cv:
+                cl._poke()              # a thread iterating it ends
             if self._owns_reader:
                 try:
                     self.reader.close(timeout)
@@ -1249,5 +1477,11 @@ class StateSubscription:
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc):
-        self.close()
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.close()
+            return
+        try:
+            self.close()
+        except errors.TaktError:
+            pass                        # the block's own exception is the one to see

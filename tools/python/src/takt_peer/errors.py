@@ -57,7 +57,22 @@ class ConnectionLost(TaktError, ConnectionError):
 
 
 class Timeout(TaktError, TimeoutError):
-    """A deadline passed before the operation completed."""
+    """A deadline passed before the operation completed.
+
+    ``seq`` tells producers and state writers what became of the record
+    (image): None when it was not queued (``send``, ``send_batch``,
+    ``write`` raise Timeout only before queueing it, unless ``wait=True``);
+    otherwise the sequence number of the last record of the call that was
+    queued (it will be written in order and may still be committed), e.g.
+    when ``wait=True`` or ``flush()`` ran out of time waiting for the
+    acknowledgement."""
+
+    def __init__(self, message="", seq=None):
+        super().__init__(message)
+        self.seq = seq
+
+    def __str__(self):
+        return str(self.args[0]) if self.args else ""
 
 
 class Closed(TaktError):
@@ -93,12 +108,19 @@ class ServerError(TaktError):
         self.errno = sys_errno
         self.fatal = fatal
         self.channel = channel
-        text = "%s (code %d%s%s)%s" % (
-            message or self.name, self.code,
-            ", " + _errno.errorcode.get(sys_errno, str(sys_errno)) if sys_errno else "",
-            ", fatal" if fatal else "",
-            " on channel %r" % channel if channel else "")
-        super().__init__(text)
+        super().__init__(self._text())
+
+    def _text(self):
+        return "%s (code %d%s%s)%s" % (
+            self.message or self.name, self.code,
+            ", " + _errno.errorcode.get(self.errno, str(self.errno)) if self.errno else "",
+            ", fatal" if self.fatal else "",
+            " on channel %r" % self.channel if self.channel else "")
+
+    def __str__(self):
+        # the channel may be filled in after construction (an ATTACH refused: the
+        # ERROR frame does not name it)
+        return self._text()
 
 
 def _cls(name, code, *bases, doc=""):
