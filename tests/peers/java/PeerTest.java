@@ -12,11 +12,16 @@ import io.takt.peer.TaktClient;
 import io.takt.peer.TaktException;
 import io.takt.peer.TaktRecord;
 import java.io.BufferedReader;
+import java.io.EOFException;
 import java.io.File;
 import java.io.IOException;
 import java.io.InputStreamReader;
+import java.net.StandardProtocolFamily;
+import java.net.UnixDomainSocketAddress;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.nio.channels.ServerSocketChannel;
+import java.nio.channels.SocketChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -27,6 +32,7 @@ import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicReference;
 import java.util.zip.CRC32;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -175,18 +181,143 @@ class PeerTest {
 
     @AfterEach
     void cleanup() throws Exception {
-        for (AutoCloseable c : closeables)
-            try {
-                c.close();
-            } catch (Exception ignored) {
-                // best effort
-            }
+        AutoCloseable hung = null;
+        for (AutoCloseable c : closeables) { // each close bounded: a hang must not stop the clean-up
+            Thread t = new Thread(() -> {
+                try {
+                    c.close();
+                } catch (Exception ignored) {
+                    // best effort
+                }
+            });
+            t.setDaemon(true);
+            t.start();
+            t.join(15000);
+            if (t.isAlive() && hung == null)
+                hung = c;
+        }
         for (Process p : peers)
             p.destroyForcibly();
         for (Taktd d : daemons)
             d.cleanup();
         for (String ch : channels)
             run(PEER_C, "rm", ch);
+        assertNull(hung, "close() hung for 15 s");
+    }
+
+    // ---- raw frames, and a fake taktd (for what a real one never sends) -------------------
+
+    static final int HELLO = 0x0001, WELCOME = 0x0002, ATTACH = 0x0003, ATTACHED = 0x0004, DATA_BATCH = 0x0011,
+            ERROR = 0x0030;
+
+    record Frame(int type, int flags, int chan, int arg, ByteBuffer body) {}
+
+    static ByteBuffer le(int n) {
+        return ByteBuffer.allocate(n).order(ByteOrder.LITTLE_ENDIAN);
+    }
+
+    static ByteBuffer frame(int type, int flags, int chan, int arg, ByteBuffer body) {
+        body.flip();
+        ByteBuffer b = le(16 + body.remaining());
+        b.putInt(16 + body.remaining()).putShort((short) type).putShort((short) flags).putInt(chan).putInt(arg)
+                .put(body).flip();
+        return b;
+    }
+
+    static void writeAll(SocketChannel s, ByteBuffer b) throws IOException {
+        while (b.hasRemaining())
+            s.write(b);
+    }
+
+    static void readFully(SocketChannel s, ByteBuffer b) throws IOException {
+        while (b.hasRemaining())
+            if (s.read(b) < 0)
+                throw new EOFException();
+    }
+
+    static Frame readFrame(SocketChannel s) throws IOException {
+        ByteBuffer h = le(16);
+        readFully(s, h);
+        ByteBuffer b = le(h.getInt(0) - 16);
+        readFully(s, b);
+        return new Frame(h.getShort(4) & 0xffff, h.getShort(6) & 0xffff, h.getInt(8), h.getInt(12), b);
+    }
+
+    /** A fake taktd on a Unix socket in a temp dir: the test plays the server's side. */
+    static final class FakeTaktd implements AutoCloseable {
+        final Path dir = Files.createTempDirectory("takt-peers-fake-");
+        final Path socket = dir.resolve("fake.sock");
+        final ServerSocketChannel srv = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
+        SocketChannel conn;
+
+        FakeTaktd() throws IOException {
+            srv.bind(UnixDomainSocketAddress.of(socket));
+        }
+
+        /** Accept the client and answer its HELLO. */
+        void acceptAndWelcome() throws IOException {
+            conn = srv.accept();
+            Frame h = readFrame(conn);
+            assertEquals(HELLO, h.type());
+            ByteBuffer w = le(32);
+            w.putShort((short) 1).putShort((short) 0).putInt(4 << 20).putInt(64).putInt(4 << 20).putInt(0).putInt(0)
+                    .putInt(1).putInt(0);
+            writeAll(conn, frame(WELCOME, 0, 0, h.arg(), w));
+        }
+
+        /** Answer the next ATTACH with channel id chan (max_record 4096). */
+        void attached(int chan) throws IOException {
+            Frame a = readFrame(conn);
+            assertEquals(ATTACH, a.type());
+            int role = a.body().getShort(0);
+            ByteBuffer b = le(32);
+            b.putLong(1 << 20).putInt(1).putInt(4096).putShort((short) role).put((byte) (role == 2 ? 1 : 0))
+                    .put((byte) 0).putInt(role == 2 ? 4 << 20 : 0).putLong(1);
+            writeAll(conn, frame(ATTACHED, 0, chan, a.arg(), b));
+        }
+
+        @Override
+        public void close() throws IOException {
+            if (conn != null)
+                conn.close();
+            srv.close();
+            Files.deleteIfExists(socket);
+            Files.deleteIfExists(dir);
+        }
+    }
+
+    interface Step<T> {
+        T run() throws Exception;
+    }
+
+    /** Run a client call in another thread (while the test plays the server). */
+    static <T> CompletableFuture<T> async(Step<T> s) {
+        CompletableFuture<T> f = new CompletableFuture<>();
+        Thread t = new Thread(() -> {
+            try {
+                f.complete(s.run());
+            } catch (Throwable e) {
+                f.completeExceptionally(e);
+            }
+        });
+        t.setDaemon(true);
+        t.start();
+        return f;
+    }
+
+    /** Is t blocked in the client's socket write (a native wait inside TaktClient.writeFully)? */
+    static boolean blockedInWrite(Thread t) {
+        StackTraceElement[] st = t.getStackTrace();
+        if (st.length == 0 || !st[0].isNativeMethod())
+            return false;
+        for (StackTraceElement e : st)
+            if (e.getClassName().equals("io.takt.peer.TaktClient") && e.getMethodName().equals("writeFully"))
+                return true;
+        return false;
+    }
+
+    static long ms(long t0) {
+        return (System.nanoTime() - t0) / 1_000_000;
     }
 
     // ---- test records (the layout peer_c checks) ------------------------------------------
@@ -421,5 +552,304 @@ class PeerTest {
         daemons.add(d2);
         TaktException.Denied e = assertThrows(TaktException.Denied.class, () -> TaktClient.connect(d2.socket));
         assertTrue(e.fatal);
+    }
+
+    /** Records the ring held before the consumer attached come with ATTACHED: none may be lost. */
+    @Test
+    void recordsAlreadyInTheRing() throws Exception {
+        Taktd d = taktd();
+        for (int round = 0; round < 6; round++) {
+            String name = chan("ring" + round);
+            createChannel(name, "666");
+            assertTrue(finish(peer(false, "produce", name, "2000")).startsWith("0 "));
+            try (TaktClient c = TaktClient.connect(d.socket); Consumer cons = c.openConsumer(name)) {
+                for (long s = 1; s <= 2000; s++) {
+                    TaktRecord r = cons.receive(Duration.ofSeconds(10));
+                    assertNotNull(r, "round " + round + ": record " + s + " of 2000 missing");
+                    assertEquals(s, check(r));
+                    assertEquals(s, r.index());
+                }
+                assertNull(cons.receive(Duration.ofMillis(100)));
+            }
+        }
+    }
+
+    /** A full ring: taktd stops reading; send(timeout), ping and close must still return. */
+    @Test
+    void sendTimeoutOnFullRing() throws Exception {
+        Taktd d = taktd();
+        String name = chan("full");
+        assertTrue(run(PEER_C, "create", name, "4096", "1024", "666").contains(": ok"));
+        TaktClient c = closeLater(TaktClient.builder().socket(d.socket).requestTimeout(Duration.ofSeconds(1)).connect());
+        Producer p = c.openProducer(name);
+        TaktException.Timeout to = assertTimeoutPreemptively(Duration.ofSeconds(30), () -> {
+            long n = 0;
+            while (true) {
+                long t0 = System.nanoTime();
+                try {
+                    p.send(new byte[1000], 0, Duration.ofMillis(300));
+                    n++;
+                } catch (TaktException.Timeout e) {
+                    assertTrue(ms(t0) < 3000, "send(300 ms) took " + ms(t0) + " ms");
+                    assertTrue(n > 3, "only " + n + " records before the timeout");
+                    if (e.getCause() == null)
+                        assertEquals(n, p.sent(), "a record not written must not count as sent");
+                    return e;
+                }
+            }
+        }, "send(..., 300 ms) hangs on a full ring");
+        assertTrue(to.getCause() == null || to.getCause() instanceof TaktException.ConnectionLost, "" + to.getCause());
+        long t0 = System.nanoTime();
+        TaktException pe = assertTimeoutPreemptively(Duration.ofSeconds(10),
+                () -> assertThrows(TaktException.class, c::ping), "ping hangs");
+        assertTrue(ms(t0) < 3000, "ping (request timeout 1 s) took " + ms(t0) + " ms");
+        if (to.getCause() != null) // the timeout left a half-written frame: the connection is gone
+            assertTrue(pe instanceof TaktException.ConnectionLost, "" + pe);
+        else
+            assertTrue(pe instanceof TaktException.Timeout, "" + pe);
+        t0 = System.nanoTime();
+        assertTimeoutPreemptively(Duration.ofSeconds(10), c::close, "close hangs");
+        assertTrue(ms(t0) < 3000, "close (request timeout 1 s) took " + ms(t0) + " ms");
+        assertThrows(TaktException.class, () -> p.send(new byte[1]));
+    }
+
+    /** A write timed out half-way through a frame: Timeout, then the connection is lost (with committed). */
+    @Test
+    void writeTimeoutMidFrame() throws Exception {
+        Taktd d = taktd();
+        String name = chan("midframe");
+        assertTrue(run(PEER_C, "create", name, "4096", "1024", "666").contains(": ok"));
+        TaktClient c = closeLater(TaktClient.builder().socket(d.socket).requestTimeout(Duration.ofSeconds(1)).connect());
+        Producer p = c.openProducer(name);
+        byte[][] recs = new byte[4096][];
+        for (int i = 0; i < recs.length; i++)
+            recs[i] = new byte[1000];
+        // 4 MB in DATA_BATCH frames of 256 KiB: the socket buffer fills in the middle of one
+        long t0 = System.nanoTime();
+        TaktException.Timeout e = assertTimeoutPreemptively(Duration.ofSeconds(20), () -> assertThrows(
+                TaktException.Timeout.class, () -> p.sendBatch(recs, null, 0, Duration.ofMillis(500))));
+        assertTrue(ms(t0) < 3000, "sendBatch(500 ms) took " + ms(t0) + " ms");
+        assertTrue(e.getCause() instanceof TaktException.ConnectionLost, "cause " + e.getCause());
+        TaktException.ConnectionLost lost = assertThrows(TaktException.ConnectionLost.class, () -> p.send(new byte[1]));
+        assertTrue(lost.getMessage().contains("half-written"), lost.getMessage());
+        assertEquals(p.committed(), lost.committed.get(name));
+        assertTrue(p.committed() < 10, "committed " + p.committed());
+        assertThrows(TaktException.ConnectionLost.class, c::ping);
+        t0 = System.nanoTime();
+        c.close();
+        assertTrue(ms(t0) < 1000, "close of a lost connection took " + ms(t0) + " ms");
+    }
+
+    /** close() wakes a thread blocked writing to a taktd that stopped reading. */
+    @Test
+    void closeWakesBlockedWriter() throws Exception {
+        Taktd d = taktd();
+        String name = chan("wake");
+        assertTrue(run(PEER_C, "create", name, "4096", "1024", "666").contains(": ok"));
+        TaktClient c = closeLater(TaktClient.builder().socket(d.socket).requestTimeout(Duration.ofSeconds(1)).connect());
+        Producer p = c.openProducer(name);
+        AtomicReference<Throwable> err = new AtomicReference<>();
+        Thread w = new Thread(() -> {
+            try {
+                while (true)
+                    p.send(new byte[1000]); // no timeout
+            } catch (Throwable e) {
+                err.set(e);
+            }
+        });
+        w.setDaemon(true);
+        w.start();
+        long until = System.nanoTime() + 20_000_000_000L;
+        while (!blockedInWrite(w)) {
+            assertTrue(w.isAlive(), "the writer ended: " + err.get());
+            assertTrue(System.nanoTime() < until, "the writer never blocked in a write");
+            Thread.sleep(20); // polling interval: waits for the observed state above
+        }
+        long t0 = System.nanoTime();
+        assertTimeoutPreemptively(Duration.ofSeconds(10), c::close, "close hangs behind a blocked writer");
+        assertTrue(ms(t0) < 3000, "close (request timeout 1 s) took " + ms(t0) + " ms");
+        w.join(5000);
+        assertFalse(w.isAlive(), "the blocked writer was not woken by close()");
+        assertTrue(err.get() instanceof TaktException.Closed, "writer got " + err.get());
+    }
+
+    /** Producer.close() after a flush timeout still detaches, reports the timeout once. */
+    @Test
+    void producerCloseAfterFlushTimeout() throws Exception {
+        Taktd d = taktd();
+        String name = chan("pclose");
+        assertTrue(run(PEER_C, "create", name, "4096", "1024", "666").contains(": ok"));
+        TaktClient c = closeLater(TaktClient.builder().socket(d.socket).requestTimeout(Duration.ofMillis(500)).connect());
+        Producer p = c.openProducer(name);
+        for (int i = 0; i < 10; i++) // 10 KB: more than the 4 KiB ring, less than the socket buffers
+            p.send(new byte[1000], 0, Duration.ofSeconds(5));
+        TaktException.Timeout e = assertThrows(TaktException.Timeout.class, p::close);
+        assertTrue(e.getMessage().contains("not acknowledged"), e.getMessage());
+        assertDoesNotThrow(p::close); // closed: nothing more to report
+        assertThrows(TaktException.Closed.class, () -> p.send(new byte[1]));
+        assertTrue(p.committed() < 10);
+    }
+
+    /** KIND (32): a queue role on a state channel. */
+    @Test
+    void wrongKindOfChannel() throws Exception {
+        Taktd d = taktd();
+        String name = chan("kind");
+        try (SocketChannel s = SocketChannel.open(UnixDomainSocketAddress.of(d.socket))) {
+            ByteBuffer hello = le(8);
+            hello.putShort((short) 1).putShort((short) 0).putInt(1 << 20);
+            writeAll(s, frame(HELLO, 0, 0, 1, hello));
+            Frame w = readFrame(s);
+            assertEquals(WELCOME, w.type());
+            assumeTrue((w.body().getInt(28) & 1) != 0, "taktd without state channels");
+            byte[] nm = name.getBytes(StandardCharsets.US_ASCII);
+            ByteBuffer a = le(32 + nm.length); // role 3 (state read), CREATE, image of 64 bytes
+            a.putShort((short) 3).putShort((short) 1).putInt(0).putLong(0).putInt(64).putInt(0666).putInt(0)
+                    .put((byte) 0).put((byte) 0).putShort((short) nm.length).put(nm);
+            writeAll(s, frame(ATTACH, 0, 0, 2, a));
+            assertEquals(ATTACHED, readFrame(s).type(), "creating the state channel");
+        }
+        TaktClient c = closeLater(TaktClient.connect(d.socket));
+        for (boolean produce : new boolean[] {true, false}) {
+            TaktException.ServerError e = assertThrows(TaktException.ServerError.class,
+                    () -> { if (produce) c.openProducer(name); else c.openConsumer(name); });
+            assertEquals("KIND", e.code.name(), e.getMessage());
+            assertEquals(32, e.rawCode);
+            assertFalse(e.fatal);
+            assertEquals(name, e.channel);
+            assertTrue(e.getMessage().contains("KIND"), e.getMessage());
+        }
+        c.ping(); // still usable
+    }
+
+    /** maxFrame is checked; the read buffer grows for a frame above its initial size. */
+    @Test
+    void largeMaxFrame() throws Exception {
+        Taktd d = taktd();
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> TaktClient.builder()
+                .socket(d.socket).maxFrame(Integer.MAX_VALUE).requestTimeout(Duration.ofSeconds(2)).connect());
+        assertTrue(e.getMessage().contains("maxFrame"), e.getMessage());
+        String name = chan("huge");
+        try (TaktClient c = TaktClient.builder().socket(d.socket).maxFrame(1 << 30).connect()) {
+            int size = Math.min(1_500_000, c.server().maxFrame() - 64);
+            Producer p = c.openProducer(name, AttachOptions.create().capacity(8 << 20).maxRecord(2 << 20));
+            Consumer cons = c.openConsumer(name, new AttachOptions().queueLimit(16 << 20));
+            byte[] big = new byte[size];
+            for (int i = 0; i < size; i++)
+                big[i] = (byte) (i * 31 + 7);
+            p.sendAndWait(big, 5, Duration.ofSeconds(10));
+            TaktRecord r = cons.receive(Duration.ofSeconds(10));
+            assertNotNull(r);
+            assertArrayEquals(big, r.data());
+            assertEquals(5, r.type());
+            p.close();
+            cons.close();
+        }
+    }
+
+    /** A frame the reader cannot take ends the connection with an error, not a silent hang. */
+    @Test
+    void badFrameFailsTheConnection() throws Exception {
+        try (FakeTaktd f = new FakeTaktd()) {
+            CompletableFuture<TaktClient> cf = async(() -> TaktClient.builder().socket(f.socket)
+                    .requestTimeout(Duration.ofSeconds(5)).connect());
+            f.acceptAndWelcome();
+            TaktClient c = closeLater(cf.get(10, TimeUnit.SECONDS));
+            CompletableFuture<Consumer> cc = async(() -> c.openConsumer("fake-c"));
+            f.attached(1);
+            Consumer cons = cc.get(10, TimeUnit.SECONDS);
+            ByteBuffer b = le(12); // a DATA_BATCH that claims 2 records and holds 1
+            b.putInt(4).putInt(7).put("abcd".getBytes(StandardCharsets.US_ASCII));
+            writeAll(f.conn, frame(DATA_BATCH, 0, 1, 2, b));
+            TaktException.ConnectionLost e = assertTimeoutPreemptively(Duration.ofSeconds(20),
+                    () -> assertThrows(TaktException.ConnectionLost.class, () -> cons.receive(Duration.ofSeconds(10))));
+            assertTrue(e.getMessage().contains("bad frame"), e.getMessage());
+            assertThrows(TaktException.ConnectionLost.class, c::ping);
+        }
+    }
+
+    /** taktd's fatal ERROR, then close: a write failing on the closed socket must not hide it. */
+    @Test
+    void fatalErrorNotMaskedByWriteFailure() throws Exception {
+        try (FakeTaktd f = new FakeTaktd()) {
+            CompletableFuture<TaktClient> cf = async(() -> TaktClient.builder().socket(f.socket)
+                    .requestTimeout(Duration.ofSeconds(5)).connect());
+            f.acceptAndWelcome();
+            TaktClient c = closeLater(cf.get(10, TimeUnit.SECONDS));
+            CompletableFuture<Consumer> cc = async(() -> c.openConsumer("fake-c"));
+            f.attached(1);
+            Consumer cons = cc.get(10, TimeUnit.SECONDS);
+            CompletableFuture<Producer> pc = async(() -> c.openProducer("fake-p"));
+            f.attached(2);
+            Producer p = pc.get(10, TimeUnit.SECONDS);
+            AtomicReference<Throwable> err = new AtomicReference<>();
+            Thread w = new Thread(() -> {
+                try {
+                    while (true)
+                        p.send(new byte[1000]); // the fake never reads: this blocks
+                } catch (Throwable e) {
+                    err.set(e);
+                }
+            });
+            w.setDaemon(true);
+            w.start();
+            // Many small records keep the reader busy while the fake closes: the
+            // writer's broken pipe comes before the reader reaches the ERROR.
+            int batches = 256, per = 1000;
+            for (int i = 0; i < batches; i++) {
+                ByteBuffer b = le(8 * per);
+                for (int j = 0; j < per; j++)
+                    b.putInt(0).putInt(j);
+                writeAll(f.conn, frame(DATA_BATCH, 0, 1, per, b));
+            }
+            ByteBuffer eb = le(8 + 4);
+            eb.putInt(8).putInt(0).put("slow".getBytes(StandardCharsets.US_ASCII)); // SLOW_CONSUMER, fatal
+            writeAll(f.conn, frame(ERROR, 1, 1, 0, eb));
+            f.conn.close(); // with the producer's records unread
+            w.join(10000);
+            assertFalse(w.isAlive(), "the writer did not fail");
+            assertTrue(err.get() instanceof TaktException.SlowConsumer, "the writer got " + err.get());
+            assertThrows(TaktException.SlowConsumer.class, c::ping);
+            long n = 0;
+            try {
+                while (true) {
+                    List<TaktRecord> l = cons.receiveMany(100000, Duration.ofSeconds(10));
+                    assertFalse(l.isEmpty(), "no error after " + n + " records");
+                    n += l.size();
+                }
+            } catch (TaktException.SlowConsumer e) {
+                assertTrue(e.fatal);
+            }
+            assertEquals((long) batches * per, n, "records received before the error");
+        }
+    }
+
+    /** An ATTACH that timed out: when its ATTACHED comes late, the client detaches it. */
+    @Test
+    void lateAttachedIsDetached() throws Exception {
+        Taktd d = taktd();
+        String full = chan("stall"), late = chan("late");
+        assertTrue(run(PEER_C, "create", full, "4096", "1024", "666").contains(": ok"));
+        createChannel(late, "666");
+        TaktClient c = closeLater(TaktClient.builder().socket(d.socket).requestTimeout(Duration.ofMillis(500)).connect());
+        Producer p = c.openProducer(full);
+        int n = 100; // ~12 KB of test records: the 4 KiB ring fills, taktd stops reading this connection
+        for (long s = 1; s <= n; s++)
+            p.send(record(s), (int) (s & 0xffffff), Duration.ofSeconds(5));
+        assertThrows(TaktException.Timeout.class, () -> c.openConsumer(late));
+        // drain the ring: taktd reads again and attaches the consumer (too late)
+        assertTrue(finish(peer(false, "consume", full, String.valueOf(n))).startsWith("0 "));
+        assertEquals(n, p.flush(Duration.ofSeconds(10)));
+        // the client must DETACH it: then a native consumer can open the channel
+        long until = System.nanoTime() + 10_000_000_000L;
+        String out;
+        while (!(out = run(PEER_C, "consume", late, "0")).contains("consume ok")) {
+            assertTrue(System.nanoTime() < until, "taktd still consumes " + late + ": " + out);
+            Thread.sleep(50); // polling interval: waits for the observed state above
+        }
+        c.ping();
+        try (Consumer cons = c.openConsumer(late)) {
+            assertNull(cons.receive(Duration.ofMillis(50)));
+        }
     }
 }

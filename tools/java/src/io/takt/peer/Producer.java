@@ -17,6 +17,12 @@ import java.util.List;
  * until everything sent is committed; {@link #sendAndWait} does both for one record.
  * {@link #sendBatch} packs many records into DATA_BATCH frames: the fast path.
  *
+ * <p>A timeout bounds the wait for room in the window and the write itself (taktd
+ * stops reading while the ring is full).  A record whose write timed out before any
+ * of it was written is not counted as sent; one timed out half-written ends the
+ * connection (see {@link TaktClient}).  Of a {@code sendBatch} that times out, the
+ * frames written before count as sent ({@link #sent()}).
+ *
  * <p>Records above the channel's max_record throw {@link TaktException.RecordTooLarge}
  * before anything is sent.  Thread-safe.
  */
@@ -67,7 +73,7 @@ public final class Producer implements AutoCloseable {
         return send(data, type, null);
     }
 
-    /** Send one record; wait at most timeout (null: no limit) for room in the window. */
+    /** Send one record; wait at most timeout (null: no limit) for room in the window and to write it. */
     public long send(byte[] data, int type, Duration timeout) throws TaktException {
         checkRecord(data.length, type);
         return sendFrame(Wire.DATA, type, ByteBuffer.wrap(data), 1, deadline(timeout));
@@ -121,7 +127,12 @@ public final class Producer implements AutoCloseable {
                 .putInt(12, n);
         batch.flip();
         long seq = reserve(n, len, dl);
-        client.writeRaw(batch);
+        try {
+            client.writeRaw(batch, dl, "send to " + att.name);
+        } catch (TaktException e) {
+            unreserve(n, len);
+            throw e;
+        }
         batch.clear();
         batch.position(Wire.HDR);
         return seq;
@@ -129,8 +140,14 @@ public final class Producer implements AutoCloseable {
 
     private long sendFrame(int type, int rtype, ByteBuffer body, int n, long dl) throws TaktException {
         synchronized (this) {
-            long seq = reserve(n, Wire.HDR + body.remaining(), dl);
-            client.writeFrame(type, att.chan, rtype, body);
+            long bytes = Wire.HDR + body.remaining();
+            long seq = reserve(n, bytes, dl);
+            try {
+                client.writeFrame(type, att.chan, rtype, body, dl, "send to " + att.name);
+            } catch (TaktException e) {
+                unreserve(n, bytes);
+                throw e;
+            }
             return seq;
         }
     }
@@ -147,6 +164,25 @@ public final class Producer implements AutoCloseable {
             att.sent += n;
             sentBytes += bytes;
             return att.sent;
+        } finally {
+            client.lock.unlock();
+        }
+    }
+
+    /**
+     * A write that failed with nothing written (the connection still usable) leaves no
+     * record sent: take the reservation back (this producer's monitor held, so it is the
+     * last one).  A failed connection keeps the count: nothing more is sent anyway.
+     */
+    private void unreserve(int n, long bytes) {
+        client.lock.lock();
+        try {
+            if (client.error() != null || marks.isEmpty())
+                return;
+            marks.pollLast();
+            att.sent -= n;
+            sentBytes -= bytes;
+            client.changed.signalAll();
         } finally {
             client.lock.unlock();
         }
@@ -193,17 +229,47 @@ public final class Producer implements AutoCloseable {
         return awaitCommitted(sent(), timeout);
     }
 
-    /** Flush (bounded by the client's request timeout), then DETACH. */
+    /**
+     * Flush (bounded by the client's request timeout), then DETACH (bounded too).  The
+     * producer is closed afterwards whatever happened (a second close does nothing).
+     * Throws {@link TaktException.Timeout} if records were still unacknowledged at the
+     * timeout ({@link #committed()} {@code <} {@link #sent()}: they may or may not have
+     * reached the ring), {@link TaktException.ConnectionLost} if the connection was lost
+     * with records unacknowledged, or what DETACH threw.
+     */
     @Override
     public void close() throws TaktException {
-        if (att.detached)
-            return;
+        client.lock.lock();
+        try {
+            if (att.detached)
+                return;
+        } finally {
+            client.lock.unlock();
+        }
+        TaktException report = null;
         try {
             flush(client.requestTimeout);
-        } catch (TaktException.ConnectionLost | TaktException.Closed e) {
-            // report below through detach's state
+        } catch (TaktException.ConnectionLost e) {
+            if (committed() < sent())
+                report = e; // records may be lost: say so
+        } catch (TaktException.Closed e) {
+            // the client was closed (it flushed)
+        } catch (TaktException e) {
+            report = new TaktException.Timeout("closing the producer of " + att.name + ": " + (sent() - committed())
+                    + " of " + sent() + " records not acknowledged within " + client.requestTimeout.toMillis()
+                    + " ms (detached anyway; they may or may not be in the ring)", e);
         }
-        long[] r = client.detach(att, client.requestTimeout);
+        long[] r = null;
+        try {
+            r = client.detach(att, client.requestTimeout);
+        } catch (TaktException.ConnectionLost | TaktException.Closed e) {
+            // the connection is gone: detached
+        } catch (TaktException e) {
+            if (report == null)
+                report = e;
+            else
+                report.addSuppressed(e);
+        }
         if (r != null) {
             client.lock.lock();
             try {
@@ -212,5 +278,7 @@ public final class Producer implements AutoCloseable {
                 client.lock.unlock();
             }
         }
+        if (report != null)
+            throw report;
     }
 }

@@ -7,6 +7,9 @@ import java.net.StandardProtocolFamily;
 import java.net.UnixDomainSocketAddress;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.nio.channels.ClosedSelectorException;
+import java.nio.channels.SelectionKey;
+import java.nio.channels.Selector;
 import java.nio.channels.SocketChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.AccessDeniedException;
@@ -16,6 +19,7 @@ import java.nio.file.Paths;
 import java.time.Duration;
 import java.util.HashMap;
 import java.util.Map;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.Condition;
 import java.util.concurrent.locks.ReentrantLock;
 
@@ -35,6 +39,14 @@ import java.util.concurrent.locks.ReentrantLock;
  * threads.  A daemon reader thread per client reads every frame and hands records,
  * acknowledgements and answers to the waiting callers; writes are serialised by a lock.
  *
+ * <p>Writes honour the caller's deadline: when taktd stops reading (a full ring:
+ * back-pressure) a write with a timeout throws {@link TaktException.Timeout}.  If
+ * nothing of the frame was written the connection stays usable; if the deadline
+ * passed with a frame half-written, the stream cannot continue: the connection is
+ * closed and every later call throws {@link TaktException.ConnectionLost} (with
+ * {@code committed}).  {@link #close()} is bounded by the request timeout and wakes
+ * a thread blocked in a write without a timeout (it then throws).
+ *
  * <p>Connection loss (taktd killed, restarted or stopped) is reported, not hidden:
  * every call then throws {@link TaktException.ConnectionLost}, whose {@code committed}
  * tells what each producer got acknowledged.  Reconnect with a new client
@@ -44,16 +56,23 @@ public final class TaktClient implements AutoCloseable {
     /** The maximum frame this client announces (and so the largest record it can consume). */
     public static final int DEFAULT_MAX_FRAME = 4 << 20;
     static final int CLIENT_BATCH_MAX = 256 << 10;
+    /** The largest maxFrame a client accepts (its read buffer grows up to it). */
+    public static final int MAX_FRAME_LIMIT = 1 << 30;
+    static final long FOREVER = Long.MAX_VALUE;
 
     final Path socketPath;
     final Duration requestTimeout;
     final int maxFrame;
     private final SocketChannel ch;
+    private final Selector readSel, writeSel;
     final ReentrantLock lock = new ReentrantLock();
     final Condition changed = lock.newCondition();
     private final ReentrantLock writeLock = new ReentrantLock();
     private final Map<Integer, Object> answers = new HashMap<>();
     final Map<Integer, Attachment> attachments = new HashMap<>();
+    /** ATTACH requests sent and not answered yet: request id -> what was asked. */
+    private final Map<Integer, PendingAttach> attaching = new HashMap<>();
+    private boolean readerDone;
     private int nextReq = 1;
     private volatile TaktException error;
     private volatile boolean closed;
@@ -103,7 +122,7 @@ public final class TaktClient implements AutoCloseable {
         public Builder requestTimeout(Duration d) { requestTimeout = d; return this; }
         /** Keep retrying to connect while taktd is not running, this long (default: no retry). */
         public Builder connectTimeout(Duration d) { connectTimeout = d; return this; }
-        /** The largest frame this client accepts (at least 4096). */
+        /** The largest frame this client accepts: 4096 .. {@link #MAX_FRAME_LIMIT} (1 GiB). */
         public Builder maxFrame(int n) { maxFrame = n; return this; }
 
         public TaktClient connect() throws TaktException {
@@ -115,12 +134,28 @@ public final class TaktClient implements AutoCloseable {
 
     private TaktClient(Path socket, String name, Duration requestTimeout, Duration connectTimeout, int maxFrame)
             throws TaktException {
-        if (maxFrame < Wire.MIN_FRAME)
-            throw new IllegalArgumentException("maxFrame must be at least " + Wire.MIN_FRAME);
+        if (maxFrame < Wire.MIN_FRAME || maxFrame > MAX_FRAME_LIMIT)
+            throw new IllegalArgumentException("maxFrame must be " + Wire.MIN_FRAME + " .. " + MAX_FRAME_LIMIT
+                    + ", not " + maxFrame);
         this.socketPath = socket;
         this.requestTimeout = requestTimeout;
         this.maxFrame = maxFrame;
         this.ch = open(socket, connectTimeout);
+        Selector rs = null, ws = null;
+        try {
+            rs = Selector.open();
+            ws = Selector.open();
+            ch.configureBlocking(false);
+            ch.register(rs, SelectionKey.OP_READ);
+            ch.register(ws, SelectionKey.OP_WRITE);
+        } catch (IOException e) {
+            closeQuietly(ch);
+            closeQuietly(rs);
+            closeQuietly(ws);
+            throw new TaktException("cannot set up the connection to taktd at " + socket + ": " + e.getMessage(), e);
+        }
+        this.readSel = rs;
+        this.writeSel = ws;
         this.reader = new Thread(this::readLoop, "taktd-reader-" + socket);
         this.reader.setDaemon(true);
         this.reader.start();
@@ -129,7 +164,7 @@ public final class TaktClient implements AutoCloseable {
             int nlen = Math.min(nm.length, 64);
             ByteBuffer body = le(8 + nlen);
             body.putShort((short) Wire.VERSION).putShort((short) 0).putInt(maxFrame).put(nm, 0, nlen).flip();
-            ByteBuffer w = (ByteBuffer) request(Wire.HELLO, 0, body, requestTimeout, "HELLO", null);
+            ByteBuffer w = (ByteBuffer) request(Wire.HELLO, 0, body, requestTimeout, "HELLO", null, null);
             server = new ServerInfo(w.getShort(0) & 0xffff, w.getInt(4), w.getInt(8), w.getInt(12) & 0xffffffffL,
                     w.getInt(16) & 0xffffffffL, w.getInt(20) & 0xffffffffL, w.getInt(24) & 0xffffffffL);
         } catch (TaktException | RuntimeException e) {
@@ -199,7 +234,7 @@ public final class TaktClient implements AutoCloseable {
     /** A PING round trip; returns its duration. */
     public Duration ping() throws TaktException {
         long t0 = System.nanoTime();
-        request(Wire.PING, 0, le(0), requestTimeout, "PING", null);
+        request(Wire.PING, 0, le(0), requestTimeout, "PING", null, null);
         return Duration.ofNanos(System.nanoTime() - t0);
     }
 
@@ -207,7 +242,10 @@ public final class TaktClient implements AutoCloseable {
         return closed;
     }
 
-    /** Flush producers (bounded by the request timeout), detach, say BYE, close. */
+    /**
+     * Flush producers, say BYE and close; the whole is bounded by the request timeout.
+     * A thread blocked in a write or a wait on this client is woken and throws.
+     */
     @Override
     public void close() {
         if (closed)
@@ -223,7 +261,7 @@ public final class TaktClient implements AutoCloseable {
                     lock.unlock();
                 }
                 for (Attachment a : atts)
-                    if (a.role == Wire.ROLE_PRODUCE) {
+                    if (a.role == Wire.ROLE_PRODUCE && !a.orphan) {
                         try {
                             awaitUntil(() -> a.committed >= a.sent || a.detached, deadline, "flush");
                         } catch (TaktException e) {
@@ -231,7 +269,7 @@ public final class TaktClient implements AutoCloseable {
                         }
                     }
                 try {
-                    writeFrame(Wire.BYE, 0, 0, null);
+                    writeFrame(Wire.BYE, 0, 0, null, deadline, "BYE");
                     awaitUntil(() -> bye, deadline, "BYE");
                 } catch (TaktException e) {
                     // the connection ends either way
@@ -256,7 +294,7 @@ public final class TaktClient implements AutoCloseable {
         }
     }
 
-    private static void closeQuietly(SocketChannel c) {
+    private static void closeQuietly(java.io.Closeable c) {
         if (c != null)
             try {
                 c.close();
@@ -279,19 +317,30 @@ public final class TaktClient implements AutoCloseable {
                 .putInt(o.create ? o.mode : 0);
         b.putInt(consume ? (int) o.queueLimit : 0).put((byte) (consume ? o.slow.ordinal() : 0)).put((byte) 0)
                 .putShort((short) nm.length).put(nm).flip();
-        Object[] ans = (Object[]) request(Wire.ATTACH, 0, b, requestTimeout, "ATTACH", channel);
-        int chan = (Integer) ans[0];
-        ByteBuffer a = (ByteBuffer) ans[1];
-        ChannelInfo info = new ChannelInfo(a.getLong(0), a.getInt(8), a.getInt(12), a.getShort(16) & 0xffff,
-                a.get(18) & 0xff, a.get(19) != 0, a.getInt(20) & 0xffffffffL, a.getLong(24));
-        Attachment att = new Attachment(chan, channel, role, info);
-        lock.lock();
-        try {
-            attachments.put(chan, att);
-        } finally {
-            lock.unlock();
-        }
-        return att;
+        // The reader registers the attachment when it handles ATTACHED: records already
+        // in the ring (DATA) can follow ATTACHED in the same read.
+        return (Attachment) request(Wire.ATTACH, 0, b, requestTimeout, "ATTACH", channel,
+                new PendingAttach(channel, role));
+    }
+
+    /**
+     * An ATTACHED that came for a request given up on (timed out): taktd attached,
+     * nobody uses it; DETACH it (a consumer would take records from the ring).
+     * Lock held; the DETACH is sent by a short-lived thread, never by the reader.
+     */
+    private void orphan(Attachment a) {
+        a.orphan = true;
+        if (error != null)
+            return;
+        Thread t = new Thread(() -> {
+            try {
+                detach(a, requestTimeout);
+            } catch (TaktException ignored) {
+                // the connection failed or taktd did not answer: nothing more to do
+            }
+        }, "taktd-detach-" + a.name);
+        t.setDaemon(true);
+        t.start();
     }
 
     long[] detach(Attachment a, Duration timeout) throws TaktException {
@@ -307,7 +356,7 @@ public final class TaktClient implements AutoCloseable {
             lock.unlock();
         }
         try {
-            ByteBuffer d = (ByteBuffer) request(Wire.DETACH, a.chan, le(0), timeout, "DETACH", a.name);
+            ByteBuffer d = (ByteBuffer) request(Wire.DETACH, a.chan, le(0), timeout, "DETACH", a.name, null);
             return new long[] {d.getLong(0), d.getLong(8)};
         } finally {
             lock.lock();
@@ -321,21 +370,36 @@ public final class TaktClient implements AutoCloseable {
         }
     }
 
-    private Object request(int type, int chan, ByteBuffer body, Duration timeout, String what, String channel)
-            throws TaktException {
+    /** Send a request and wait for its answer; the whole is bounded by timeout. */
+    private Object request(int type, int chan, ByteBuffer body, Duration timeout, String what, String channel,
+            PendingAttach pending) throws TaktException {
+        long deadline = System.nanoTime() + timeout.toNanos();
         int req;
         lock.lock();
         try {
             check();
             req = nextReq++;
             answers.put(req, null);
+            if (pending != null)
+                attaching.put(req, pending);
         } finally {
             lock.unlock();
         }
+        boolean ok = false;
         try {
-            writeFrame(type, chan, req, body);
-            awaitUntil(() -> answers.get(req) != null, System.nanoTime() + timeout.toNanos(),
-                    "no answer to " + what + " from taktd");
+            try {
+                writeFrame(type, chan, req, body, deadline, what);
+            } catch (TaktException e) {
+                // not sent (or the connection is gone): no ATTACHED will come
+                lock.lock();
+                try {
+                    attaching.remove(req);
+                } finally {
+                    lock.unlock();
+                }
+                throw e;
+            }
+            awaitUntil(() -> answers.get(req) != null, deadline, "no answer to " + what + " from taktd");
             Object ans;
             lock.lock();
             try {
@@ -349,11 +413,15 @@ public final class TaktClient implements AutoCloseable {
                     throw TaktException.ServerError.of(e.rawCode, e.errno, e.fatal, channel, e.serverMessage);
                 throw e;
             }
+            ok = true;
             return ans;
         } finally {
             lock.lock();
             try {
-                answers.remove(req);
+                // An ATTACHED that came just as this request gave up: nobody takes it.
+                Object late = answers.remove(req);
+                if (!ok && late instanceof Attachment)
+                    orphan((Attachment) late);
             } finally {
                 lock.unlock();
             }
@@ -400,43 +468,122 @@ public final class TaktClient implements AutoCloseable {
         return error;
     }
 
-    /** Write one frame: the header built here, the body as given (may be null). */
-    void writeFrame(int type, int chan, int arg, ByteBuffer body) throws TaktException {
-        writeLock.lock();
+    /**
+     * Write one frame: the header built here, the body as given (may be null).  deadline:
+     * System.nanoTime() based, {@link #FOREVER} = none.  See {@link #writeFully}.
+     */
+    void writeFrame(int type, int chan, int arg, ByteBuffer body, long deadline, String what) throws TaktException {
+        lockWrites(deadline, what);
         try {
             check();
             hdrOut.clear();
             hdrOut.putInt(Wire.HDR + (body == null ? 0 : body.remaining())).putShort((short) type)
                     .putShort((short) 0).putInt(chan).putInt(arg).flip();
             if (body == null)
-                writeFully(new ByteBuffer[] {hdrOut});
+                writeFully(new ByteBuffer[] {hdrOut}, deadline, what);
             else
-                writeFully(new ByteBuffer[] {hdrOut, body});
+                writeFully(new ByteBuffer[] {hdrOut, body}, deadline, what);
         } finally {
             writeLock.unlock();
         }
     }
 
-    /** Write whole frames already encoded in buf (position..limit). */
-    void writeRaw(ByteBuffer buf) throws TaktException {
-        writeLock.lock();
+    /** Write whole frames already encoded in buf (position..limit); see {@link #writeFully}. */
+    void writeRaw(ByteBuffer buf, long deadline, String what) throws TaktException {
+        lockWrites(deadline, what);
         try {
             check();
-            writeFully(new ByteBuffer[] {buf});
+            writeFully(new ByteBuffer[] {buf}, deadline, what);
         } finally {
             writeLock.unlock();
         }
     }
 
-    private void writeFully(ByteBuffer[] bufs) throws TaktException {
+    private void lockWrites(long deadline, String what) throws TaktException {
         try {
-            ByteBuffer last = bufs[bufs.length - 1];
-            while (last.hasRemaining() || bufs[0].hasRemaining())
-                ch.write(bufs);
-        } catch (IOException e) {
-            fail(new TaktException.ConnectionLost(lostText(why(e)), committedMap(), e));
-            throw error;
+            if (deadline == FOREVER)
+                writeLock.lockInterruptibly();
+            else if (!writeLock.tryLock(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS))
+                throw new TaktException.Timeout(what + ": timed out waiting to write (another thread's write "
+                        + "is stalled: taktd is not reading, back-pressure); nothing was sent");
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new TaktException.Timeout("interrupted: " + what + "; nothing was sent");
         }
+    }
+
+    /**
+     * Write bufs (writeLock held) on the non-blocking socket, waiting for room until
+     * deadline.  At the deadline (or an interrupt): with nothing of the frame written,
+     * Timeout and the connection stays usable; with a frame half-written the stream
+     * cannot continue: the connection fails (ConnectionLost, with committed), the
+     * socket is closed and the caller gets Timeout (its cause the ConnectionLost).
+     */
+    private void writeFully(ByteBuffer[] bufs, long deadline, String what) throws TaktException {
+        long total = 0, done = 0;
+        for (ByteBuffer b : bufs)
+            total += b.remaining();
+        try {
+            while (done < total) {
+                long n = ch.write(bufs);
+                done += n;
+                if (done >= total || n > 0)
+                    continue;
+                // the socket buffer is full: taktd is not reading (back-pressure)
+                long rem = deadline == FOREVER ? 0 : deadline - System.nanoTime();
+                boolean interrupted = Thread.currentThread().isInterrupted();
+                if (interrupted || deadline != FOREVER && rem <= 0)
+                    throw writeTimedOut(done, total, (interrupted ? "interrupted: " : "") + what);
+                writeSel.select(deadline == FOREVER ? 0 : Math.max(1, (rem + 999_999) / 1_000_000));
+                writeSel.selectedKeys().clear();
+                TaktException e = error;
+                if (e != null)
+                    throw e; // closed or failed meanwhile (close() wakes a blocked writer)
+            }
+        } catch (IOException | ClosedSelectorException e) {
+            if (e instanceof TaktException)
+                throw (TaktException) e;
+            throw writeFailed(e);
+        }
+    }
+
+    private TaktException writeTimedOut(long done, long total, String what) {
+        if (done == 0)
+            return new TaktException.Timeout(what + ": taktd is not reading (back-pressure: a full ring?); "
+                    + "nothing was sent");
+        TaktException.ConnectionLost lost = new TaktException.ConnectionLost(lostText("a write timed out with "
+                + done + " of " + total + " bytes written (taktd is not reading: back-pressure); a half-written "
+                + "frame cannot be continued, so the client closed the connection"), committedMap(), null);
+        fail(lost);
+        closeSocket();
+        return new TaktException.Timeout(what + ": timed out mid-frame; the connection is closed (" + lost.getMessage()
+                + ")", lost);
+    }
+
+    /**
+     * A write failed (broken pipe, reset): taktd closed the connection.  A fatal ERROR it
+     * sent first explains why: let the reader reach it (bounded) before reporting.
+     */
+    private TaktException writeFailed(Exception e) {
+        if (error == null) {
+            long deadline = System.nanoTime() + Math.min(requestTimeout.toNanos(), 2_000_000_000L);
+            lock.lock();
+            try {
+                while (!readerDone && error == null) {
+                    long rem = deadline - System.nanoTime();
+                    if (rem <= 0)
+                        break;
+                    changed.awaitNanos(rem);
+                }
+            } catch (InterruptedException ie) {
+                Thread.currentThread().interrupt();
+            } finally {
+                lock.unlock();
+            }
+        }
+        fail(new TaktException.ConnectionLost(lostText(e instanceof IOException ? why((IOException) e)
+                : "socket error: " + e), committedMap(), e));
+        return error;
     }
 
     private static String why(IOException e) {
@@ -455,7 +602,7 @@ public final class TaktClient implements AutoCloseable {
         lock.lock();
         try {
             for (Attachment a : attachments.values())
-                if (a.role == Wire.ROLE_PRODUCE)
+                if (a.role == Wire.ROLE_PRODUCE && !a.orphan)
                     m.put(a.name, a.committed);
         } finally {
             lock.unlock();
@@ -472,6 +619,18 @@ public final class TaktClient implements AutoCloseable {
         } finally {
             lock.unlock();
         }
+        writeSel.wakeup(); // a writer waiting for room
+    }
+
+    /** Close the socket and wake the reader and a blocked writer (their selectors closed). */
+    private void closeSocket() {
+        closeQuietly(ch);
+        readSel.wakeup();
+        writeSel.wakeup();
+        // a registered channel is closed for good once deregistered: closing the
+        // selectors does it (waiting for a select in progress to return)
+        closeQuietly(readSel);
+        closeQuietly(writeSel);
     }
 
     private void teardown() {
@@ -484,7 +643,7 @@ public final class TaktClient implements AutoCloseable {
         } finally {
             lock.unlock();
         }
-        closeQuietly(ch);
+        closeSocket();
         if (Thread.currentThread() != reader) {
             try {
                 reader.join(2000);
@@ -496,11 +655,32 @@ public final class TaktClient implements AutoCloseable {
 
     // ---- the reader thread ----------------------------------------------------------------
 
+    /** A frame taktd should not have sent (its body does not match its type). */
+    private static final class BadFrame extends RuntimeException {
+        private static final long serialVersionUID = 1L;
+
+        BadFrame(String m) {
+            super(m);
+        }
+    }
+
+    private static void need(int blen, int n, String type) {
+        if (blen < n)
+            throw new BadFrame(type + " with a body of " + blen + " bytes (at least " + n + " expected)");
+    }
+
     private void readLoop() {
-        ByteBuffer buf = ByteBuffer.allocateDirect(maxFrame + (64 << 10)).order(ByteOrder.LITTLE_ENDIAN);
+        // the buffer holds at least a whole frame: it grows (up to maxFrame) when one does not fit
+        ByteBuffer buf = ByteBuffer.allocateDirect(Math.min(maxFrame, 1 << 20) + (64 << 10))
+                .order(ByteOrder.LITTLE_ENDIAN);
         try {
             while (true) {
                 int n = ch.read(buf);
+                if (n == 0) {
+                    readSel.select();
+                    readSel.selectedKeys().clear();
+                    continue; // a read on a closed channel throws
+                }
                 if (n < 0) {
                     boolean b;
                     lock.lock();
@@ -521,12 +701,8 @@ public final class TaktClient implements AutoCloseable {
                     while (buf.remaining() >= Wire.HDR) {
                         int p = buf.position();
                         long len = buf.getInt(p) & 0xffffffffL;
-                        if (len < Wire.HDR || len > maxFrame) {
-                            error = new TaktException.ConnectionLost(
-                                    lostText("taktd sent an impossible frame length " + len), committedMap(), null);
-                            changed.signalAll();
-                            return;
-                        }
+                        if (len < Wire.HDR || len > maxFrame)
+                            throw new BadFrame("a frame length of " + len + " (max_frame " + maxFrame + ")");
                         if (buf.remaining() < len)
                             break;
                         dispatch(buf, p, (int) len);
@@ -539,13 +715,46 @@ public final class TaktClient implements AutoCloseable {
                     lock.unlock();
                 }
                 buf.compact();
+                if (buf.position() >= Wire.HDR) {
+                    long len = buf.getInt(0) & 0xffffffffL;
+                    if (len > buf.capacity())
+                        buf = grow(buf, (int) len);
+                }
             }
-        } catch (IOException e) {
-            if (!closed)
-                fail(new TaktException.ConnectionLost(lostText(why(e)), committedMap(), e));
-            else
+        } catch (Throwable t) {
+            // Whatever ends the reader ends the connection: nobody would read taktd's answers.
+            if (closed && !(t instanceof BadFrame)) {
                 fail(new TaktException.Closed("the client is closed"));
+            } else {
+                String why = t instanceof BadFrame ? "taktd sent a bad frame: " + t.getMessage()
+                        : t instanceof IOException ? why((IOException) t)
+                        : "the client's reader failed: " + t;
+                Map<String, Long> m;
+                try {
+                    m = committedMap();
+                } catch (Throwable t2) {
+                    m = Map.of();
+                }
+                fail(new TaktException.ConnectionLost(lostText(why), m, t));
+            }
+        } finally {
+            lock.lock();
+            try {
+                readerDone = true;
+                changed.signalAll();
+            } finally {
+                lock.unlock();
+            }
+            closeSocket();
         }
+    }
+
+    private ByteBuffer grow(ByteBuffer buf, int len) {
+        long cap = Math.min(Math.max((long) len + (64 << 10), 2L * buf.capacity()), (long) maxFrame + (64 << 10));
+        ByteBuffer b = ByteBuffer.allocateDirect((int) cap).order(ByteOrder.LITTLE_ENDIAN);
+        buf.flip();
+        b.put(buf);
+        return b;
     }
 
     private static ByteBuffer copyBody(ByteBuffer buf, int start, int len) {
@@ -566,17 +775,27 @@ public final class TaktClient implements AutoCloseable {
         Attachment a;
         switch (type) {
             case Wire.DATA_BATCH: {
-                a = attachments.get(chan);
-                if (a == null || a.detached)
-                    return;
-                int off = body;
+                // check the whole batch first: a bad one delivers nothing
+                int end = p + len, off = body;
                 long n = arg & 0xffffffffL;
+                for (long i = 0; i < n; i++) {
+                    int rlen = end - off < Wire.BATCH_REC ? -1 : buf.getInt(off);
+                    if (rlen < 0 || rlen > end - off - Wire.BATCH_REC)
+                        throw new BadFrame("DATA_BATCH whose " + n + " records do not fit its " + blen + " bytes");
+                    off += Wire.BATCH_REC + rlen;
+                }
+                if (n == 0 || off != end)
+                    throw new BadFrame("DATA_BATCH whose " + n + " records do not fill its " + blen + " bytes");
+                a = attachments.get(chan);
+                if (a == null || a.detached || a.orphan)
+                    return;
+                off = body;
                 for (long i = 0; i < n; i++) {
                     int rlen = buf.getInt(off);
                     int rtype = buf.getInt(off + 4);
                     byte[] d = new byte[rlen];
-                    buf.get(off + 8, d);
-                    off += 8 + rlen;
+                    buf.get(off + Wire.BATCH_REC, d);
+                    off += Wire.BATCH_REC + rlen;
                     a.queue.add(new TaktRecord(a.name, ++a.delivered, rtype, d, a.gap));
                     a.gap = 0;
                 }
@@ -584,7 +803,7 @@ public final class TaktClient implements AutoCloseable {
             }
             case Wire.DATA: {
                 a = attachments.get(chan);
-                if (a == null || a.detached)
+                if (a == null || a.detached || a.orphan)
                     return;
                 byte[] d = new byte[blen];
                 buf.get(body, d);
@@ -593,6 +812,7 @@ public final class TaktClient implements AutoCloseable {
                 return;
             }
             case Wire.ACK:
+                need(blen, 8, "ACK");
                 a = attachments.get(chan);
                 if (a != null) {
                     long c = buf.getLong(body);
@@ -601,6 +821,7 @@ public final class TaktClient implements AutoCloseable {
                 }
                 return;
             case Wire.DROPPED:
+                need(blen, 16, "DROPPED");
                 a = attachments.get(chan);
                 if (a != null) {
                     a.gap += buf.getLong(body);
@@ -608,6 +829,7 @@ public final class TaktClient implements AutoCloseable {
                 }
                 return;
             case Wire.ERROR: {
+                need(blen, 8, "ERROR");
                 int code = buf.getInt(body);
                 int errno = buf.getInt(body + 4);
                 byte[] m = new byte[Math.max(0, blen - 8)];
@@ -619,17 +841,41 @@ public final class TaktClient implements AutoCloseable {
                 if (fatal) {
                     if (error == null)
                         error = e;
-                } else if (answers.containsKey(arg)) {
-                    answers.put(arg, e);
+                } else {
+                    attaching.remove(arg);
+                    if (answers.containsKey(arg))
+                        answers.put(arg, e);
                 }
                 return;
             }
-            case Wire.ATTACHED:
+            case Wire.ATTACHED: {
+                need(blen, 32, "ATTACHED");
+                PendingAttach pd = attaching.remove(arg);
+                if (pd == null)
+                    return; // not an ATTACH of ours
+                ChannelInfo info = new ChannelInfo(buf.getLong(body), buf.getInt(body + 8), buf.getInt(body + 12),
+                        buf.getShort(body + 16) & 0xffff, buf.get(body + 18) & 0xff, buf.get(body + 19) != 0,
+                        buf.getInt(body + 20) & 0xffffffffL, buf.getLong(body + 24));
+                // Registered here, under the reader's lock: DATA of records already in the
+                // ring may follow in the same read.
+                a = new Attachment(chan, pd.name, pd.role, info);
+                attachments.put(chan, a);
                 if (answers.containsKey(arg))
-                    answers.put(arg, new Object[] {chan, copyBody(buf, body, blen)});
+                    answers.put(arg, a);
+                else
+                    orphan(a); // its ATTACH timed out: nobody will use it
+                return;
+            }
+            case Wire.DETACHED:
+                need(blen, 16, "DETACHED");
+                if (answers.containsKey(arg))
+                    answers.put(arg, copyBody(buf, body, blen));
                 return;
             case Wire.WELCOME:
-            case Wire.DETACHED:
+                need(blen, 28, "WELCOME");
+                if (answers.containsKey(arg))
+                    answers.put(arg, copyBody(buf, body, blen));
+                return;
             case Wire.PONG:
                 if (answers.containsKey(arg))
                     answers.put(arg, copyBody(buf, body, blen));
@@ -642,6 +888,17 @@ public final class TaktClient implements AutoCloseable {
         }
     }
 
+    /** An ATTACH sent and not yet answered. */
+    private static final class PendingAttach {
+        final String name;
+        final int role;
+
+        PendingAttach(String name, int role) {
+            this.name = name;
+            this.role = role;
+        }
+    }
+
     /** Per-attachment state, guarded by the client's lock. */
     static final class Attachment {
         final int chan;
@@ -651,6 +908,8 @@ public final class TaktClient implements AutoCloseable {
         final java.util.ArrayDeque<TaktRecord> queue = new java.util.ArrayDeque<>();
         long committed, sent, delivered, dropped, gap;
         boolean detached;
+        /** Attached by an ATTACH that timed out: being detached, its records dropped. */
+        boolean orphan;
 
         Attachment(int chan, String name, int role, ChannelInfo info) {
             this.chan = chan;

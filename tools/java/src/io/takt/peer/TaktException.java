@@ -75,6 +75,10 @@ public class TaktException extends IOException {
         public Timeout(String message) {
             super(message);
         }
+
+        public Timeout(String message, Throwable cause) {
+            super(message, cause);
+        }
     }
 
     /** The client, producer or consumer is closed. */
