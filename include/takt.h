@@ -324,7 +324,9 @@ TAKT_API int takt_send_batch(takt_producer *p, const struct takt_msg *msgs, unsi
  * without receiving it.  Safe from one thread other than the handle's
  * owner while the owner calls the try_* functions (it reads shared state
  * only): for event loops that delegate waiting to a thread.  May return 0
- * early when the owner is mid-batch; try, then wait again.
+ * early when the owner is mid-batch; try, then wait again.  A lane this
+ * consumer skips as corrupted has nothing to wait for; the segment's
+ * `broken` flag alone (display, set by anyone) wakes nobody.
  */
 TAKT_API int takt_wait_readable(takt_consumer *c, uint64_t deadline_ns);
 /**

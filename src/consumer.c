@@ -484,9 +484,14 @@ bool takt_consumer_has_record(takt_consumer *c)
 bool takt_consumer_has_record_shared(takt_consumer *c)
 {
 	for (unsigned k = 0; k < c->lanes; k++) {
-		const struct takt_lane_rx *rx = &c->lane[k].rx; /* immutable fields only */
-		if (atomic_load_explicit(&rx->ctrl->broken, memory_order_relaxed))
-			return true; /* let the owner's receive report it */
+		struct takt_lane_rx *rx = &c->lane[k].rx; /* immutable fields and broken_shared */
+		/* A lane the owner skips has nothing for us: its -EBADMSG was
+		 * reported by the receive that found it.  Not the segment's
+		 * flag: set by anyone and never cleared, it answered "ready"
+		 * forever while the owner's receive said -EAGAIN (a waiter
+		 * such as taktd's then spun). */
+		if (atomic_load_explicit(&rx->broken_shared, memory_order_relaxed))
+			continue;
 		/* The position, not the released head (which may lag by a
 		 * step and would answer true for records already taken).
 		 * Relaxed: it only picks the commit word, which is acquired. */

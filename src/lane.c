@@ -9,6 +9,7 @@
 void takt_lane_tx_mark_broken(struct takt_lane_tx *tx)
 {
 	tx->broken = true;
+	atomic_store_explicit(&tx->broken_shared, true, memory_order_relaxed);
 	atomic_store_explicit(&tx->ctrl->broken, 1, memory_order_relaxed);
 }
 
@@ -73,6 +74,7 @@ int takt_lane_tx_claim_consumed(struct takt_lane_tx *tx, uint64_t end)
 int takt_lane_rx_corrupt(struct takt_lane_rx *rx)
 {
 	rx->broken = true;
+	atomic_store_explicit(&rx->broken_shared, true, memory_order_relaxed);
 	atomic_store_explicit(&rx->ctrl->broken, 1, memory_order_relaxed);
 	return -EBADMSG;
 }

@@ -170,6 +170,11 @@ struct takt_lane_tx {
 	uint64_t mask;
 	uint32_t max_record;
 	bool broken;
+	/* broken, for takt_wait_writable's thread: the segment's `broken` flag
+	 * is display (anyone may set it, and it stays set), so the shared
+	 * check asks the owner's verdict instead.  Relaxed: a hint that only
+	 * decides whether the waiter wakes the owner to report -EBADMSG. */
+	_Atomic bool broken_shared;
 	uint64_t tail;               /* the truth: next position to write */
 	uint64_t head_cache;         /* room ends here + capacity: the consumer's head or position as last seen */
 	uint64_t released_seen;      /* the released head as last read and validated */
@@ -375,6 +380,10 @@ struct takt_lane_rx {
 	uint64_t mask;
 	uint32_t max_record;
 	bool broken;
+	/* broken, for takt_wait_readable's thread (see takt_lane_tx): a lane
+	 * this consumer skips has nothing for a waiter, whatever the segment's
+	 * flag says; a lane it still reads is judged by its commit words. */
+	_Atomic bool broken_shared;
 	bool dirty;                  /* head moved since the position was last stored */
 	uint64_t head;               /* the truth: next position to read */
 	uint64_t released;           /* the head as last released to the producer */

@@ -383,8 +383,11 @@ bool takt_producer_has_room_parking(takt_producer *p, size_t len)
  * thread other than the handle's owner: takt_wait_writable. */
 bool takt_producer_has_room_shared(takt_producer *p, size_t len)
 {
-	const struct takt_lane_tx *tx = &p->tx; /* immutable fields only */
-	if (atomic_load_explicit(&tx->ctrl->broken, memory_order_relaxed) || len > tx->max_record)
+	struct takt_lane_tx *tx = &p->tx; /* immutable fields and broken_shared */
+	/* The owner's verdict, not the segment's display flag (see
+	 * takt_lane_tx.broken_shared): a flag some consumer once set made this
+	 * answer "room" forever while the owner's send said -EAGAIN. */
+	if (atomic_load_explicit(&tx->broken_shared, memory_order_relaxed) || len > tx->max_record)
 		return true; /* let the owner's send report it */
 	uint64_t tail = atomic_load_explicit(&tx->ctrl->tail, memory_order_relaxed);
 	uint64_t head = atomic_load_explicit(&tx->ctrl->head, memory_order_acquire);

@@ -844,3 +844,59 @@ Test(corruption, position_moving_backwards)
 	takt_consumer_close(c);
 	tt_raw_unmap(&raw);
 }
+
+/*
+ * Waits from another thread (takt_wait_readable / takt_wait_writable) judge
+ * a lane by the owner's verdict, not by the segment's `broken` flag: that
+ * flag is display, anyone may set it and nobody clears it.  When the shared
+ * check answered "ready" for every flagged lane, a waiter whose owner still
+ * said -EAGAIN (taktd's loop) woke at once, forever.  Each wait below must
+ * run to its deadline; the old code returned 0 at once.
+ */
+Test(corruption, broken_flag_does_not_wake_waiters)
+{
+	struct live l;
+	live_open(&l, CAP, 2, MAXREC);
+	uint8_t buf[MAXREC];
+	/* a flag set in the segment (by a producer's takeover walk, a former
+	 * consumer or anyone) on lanes this consumer reads */
+	atomic_store(&raw_lane(&l.raw, 0, CAP)->broken, 1);
+	atomic_store(&raw_lane(&l.raw, 1, CAP)->broken, 1);
+	cr_assert_eq(takt_wait_readable(l.c, takt_deadline_in(20 * 1000 * 1000)), -ETIMEDOUT,
+		     "nothing to read: the flag alone must not wake the waiter");
+	cr_assert_eq(takt_try_send(l.p, 1, "x", 1), 0);
+	cr_assert_eq(takt_wait_readable(l.c, takt_deadline_in(1000ull * 1000 * 1000)), 0,
+		     "a record in a flagged lane this consumer reads is ready");
+	cr_assert_eq(takt_try_recv(l.c, buf, sizeof buf, NULL), 1);
+
+	/* the producer side: a full lane and the flag set */
+	fill_full(l.p);
+	cr_assert_eq(takt_wait_writable(l.p, 8, takt_deadline_in(20 * 1000 * 1000)), -ETIMEDOUT,
+		     "no room: the flag alone must not wake the waiter");
+
+	/* the consumer's own verdict: lane 1 found corrupted and skipped */
+	takt_producer *p1 = tt_producer(l.name);
+	cr_assert_eq(takt_producer_lane(p1), 1u);
+	cr_assert_eq(takt_try_send(p1, 2, buf, 10), 0);
+	atomic_store(&raw_rec(&l.raw, 1, CAP, 0)->len, UINT32_MAX);
+	int rc;
+	while ((rc = takt_try_recv(l.c, buf, sizeof buf, NULL)) >= 0)
+		; /* lane 0's records */
+	cr_assert_eq(rc, -EBADMSG, "lane 1 reported once");
+	while ((rc = takt_try_recv(l.c, buf, sizeof buf, NULL)) >= 0)
+		;
+	cr_assert_eq(rc, -EAGAIN, "then nothing: %d", rc);
+	cr_assert_eq(takt_try_send(p1, 3, buf, 10), 0, "lane 1 looks fine to its producer");
+	cr_assert_eq(takt_wait_readable(l.c, takt_deadline_in(20 * 1000 * 1000)), -ETIMEDOUT,
+		     "a lane this consumer skips has nothing for a waiter");
+	/* and a producer whose own send found its lane corrupted: the waiter
+	 * wakes (at once) so the owner's send reports it */
+	atomic_store(&raw_lane(&l.raw, 1, CAP)->head, 12);
+	while ((rc = takt_try_send(p1, 4, buf, 10)) == 0)
+		;
+	cr_assert_eq(rc, -EBADMSG, "the misaligned head, read when the lane looked full");
+	cr_assert_eq(takt_wait_writable(p1, 8, takt_deadline_in(1000ull * 1000 * 1000)), 0);
+	cr_assert_eq(takt_try_send(p1, 5, buf, 10), -EBADMSG);
+	takt_producer_close(p1);
+	live_close(&l);
+}
