@@ -236,8 +236,8 @@ static int op_attach(void *ctx, uint32_t req, const struct td_attach *a)
 		else
 			cbridge_unsub(at);
 		free(at);
-		if (created)
-			takt_unlink(a->name); /* as on every failure: leave nothing behind */
+		if (created) /* as on every failure: leave nothing behind */
+			takt_unlink_stale(a->name);
 		emit_error(c, 0, req, TD_E_MSGSIZE, EMSGSIZE, msg);
 		return 0;
 	}
@@ -269,8 +269,10 @@ static int op_attach(void *ctx, uint32_t req, const struct td_attach *a)
 fail_free:
 	free(at);
 fail_created:
+	/* What this ATTACH created, unless somebody attached to it in the
+	 * meantime (takt_unlink_stale: never a live channel). */
 	if (created)
-		takt_unlink(a->name);
+		takt_unlink_stale(a->name);
 fail:
 	snprintf(msg, sizeof(msg), "%s: %s", a->name, takt_strerror(rc));
 	emit_error(c, 0, req, td_errno_code(rc), -rc, msg);
