@@ -3,11 +3,13 @@
 a regression test of a bug found in review: bytes-like payloads, closing from
 another thread, several threads receiving, what Timeout means for a record,
 close() when the flush times out, a fatal ERROR seen as such, a timed-out
-ATTACH, malformed frames from the server."""
+ATTACH, malformed frames from the server, timeout=0 polling, Client.close()
+reporting records it could not confirm."""
 
 import array
 import os
 import shutil
+import signal
 import socket
 import struct
 import sys
@@ -271,14 +273,117 @@ class Timeouts(PeerTest):
         rc, line = H.finish(H.peer("produce", name, 500))
         self.assertEqual(rc, 0, line)
         c = self.client()
-        with self.assertRaises(T.Timeout):
-            c.consumer(name, timeout=0)
+        c._write = lambda: False                                # the socket takes nothing
+        try:
+            with self.assertRaises(T.Timeout):
+                c.consumer(name, timeout=0)
+        finally:
+            del c._write
         c.ping(timeout=5)
         with c.consumer(name) as cons:
             got = []
             while len(got) < 500:
                 got.extend(H.check_record(r) for r in cons.recv_many(timeout=10))
             self.assertEqual(got, list(range(1, 501)))
+
+
+    def test_timed_out_attach_that_was_sent_is_detached(self):
+        """A consumer ATTACH written to taktd but not answered by its deadline (taktd
+        stopped) is detached when its ATTACHED comes: a retry attaches (no Busy) and
+        gets the records produced after it."""
+        name = self.chan("attsent")
+        H.create_channel(name)
+        c = self.client(timeout=5)
+        pid = self.taktd.proc.pid
+        os.kill(pid, signal.SIGSTOP)
+        self.addCleanup(os.kill, pid, signal.SIGCONT)
+        try:
+            with self.assertRaises(T.Timeout):
+                c.consumer(name, timeout=0)
+            self.assertEqual(c._out_sent, c._out_queued)          # the ATTACH was written
+            self.assertEqual(len(c._abandoned), 1)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        c.ping(timeout=5)                                       # ATTACHED came: DETACH queued
+        c.ping(timeout=5)                                       # ... and answered, in order
+        self.assertEqual(c._atts, {})
+        self.assertEqual(c._abandoned, set())
+        with c.consumer(name) as cons:                          # not Busy: nothing left attached
+            rc, line = H.finish(H.peer("produce", name, 300))
+            self.assertEqual(rc, 0, line)
+            got = []
+            while len(got) < 300:
+                got.extend(H.check_record(r) for r in cons.recv_many(timeout=10))
+            self.assertEqual(got, list(range(1, 301)))
+
+
+class ZeroTimeout(PeerTest):
+    """timeout=0 polls: one non-blocking I/O round before Timeout (regression: no
+    I/O at all was done once the deadline had passed)."""
+
+    def test_send_timeout_zero_polling_delivers_every_record(self):
+        name = self.chan("send0")
+        H.create_channel(name, capacity=1 << 20, max_record=4096)
+        c = self.client()
+        p = c.producer(name, window=64)                         # ACKs must be read too
+        c2 = self.client()
+        cons = c2.consumer(name)
+        n = 3000
+        deadline = time.monotonic() + 15
+        seq = 0
+        while seq < n:
+            self.assertLess(time.monotonic(), deadline, "send(timeout=0) stuck at %d of %d" % (seq, n))
+            try:
+                seq = p.send(b"%08d" % (seq + 1) + b"p" * 92, timeout=0)
+            except T.Timeout as e:
+                self.assertIsNone(e.seq)
+        self.assertEqual(p.sent, n)
+        got = []
+        while len(got) < n:
+            got.extend(int(r.data[:8]) for r in cons.recv_many(timeout=10))
+        self.assertEqual(got, list(range(1, n + 1)))
+        self.assertEqual(p.flush(timeout=10), n)
+
+    def test_recv_timeout_zero_polling_receives(self):
+        name = self.chan("recv0")
+        H.create_channel(name)
+        c = self.client()
+        cons = c.consumer(name)
+        with T.Client(self.taktd.socket) as pc, pc.producer(name) as p:
+            for i in range(10):
+                p.send(b"r%d" % i)
+            self.assertEqual(p.flush(timeout=10), 10)
+        got = []
+        deadline = time.monotonic() + 10
+        while len(got) < 10:
+            self.assertLess(time.monotonic(), deadline, "recv(timeout=0) got %d of 10" % len(got))
+            try:
+                got.append(bytes(cons.recv(timeout=0).data))
+            except T.Timeout:
+                pass
+        self.assertEqual(got, [b"r%d" % i for i in range(10)])
+
+    def test_client_close_after_flush_timeout_reports_records(self):
+        """Client.close() whose flush runs out of time (full ring, no consumer) closes
+        and raises Timeout naming the producer and its committed count (regression:
+        it discarded records send() had returned for, silently)."""
+        name = self.chan("cclose")
+        H.create_channel(name, capacity=65536, max_record=4096)
+        c = T.Client(self.taktd.socket, timeout=5)
+        self.addCleanup(c.close)
+        p = c.producer(name)
+        for i in range(100):                                    # 64 fit in the ring
+            p.send(b"%08d" % (i + 1) + b"c" * 992, timeout=5)
+        self.assertEqual(p.sent, 100)
+        with self.assertRaises(T.Timeout) as cm:
+            c.close(timeout=0.3)
+        self.assertTrue(c.closed)
+        self.assertIn(name, str(cm.exception))
+        self.assertLess(cm.exception.committed[name], 100)
+        self.assertEqual(cm.exception.committed[name], p.committed)
+        c.close()                                               # closed: a no-op
+        with self.assertRaises(T.Closed):
+            p.send(b"after close")
 
 
 class ServerErrors(PeerTest):
@@ -412,6 +517,88 @@ class FakeServer(unittest.TestCase):
         with self.assertRaises(T.ConnectionLost) as cm:
             cons.recv(timeout=5)
         self.assertIn("malformed DATA_BATCH", str(cm.exception))
+
+    def test_short_bodies_end_the_connection(self):
+        """A frame whose body is too short for its type (ACK, ATTACHED, ERROR, DETACHED)
+        ends the connection with ConnectionLost carrying the committed map
+        (regression: struct.error reached the caller and the stream went on)."""
+        def answer(short):
+            def handler(fake, conn, ftype, chan, arg, body):
+                if ftype == 0x0003:                             # ATTACH
+                    conn.sendall(frame(0x0004, 4, arg, b"\0" * 31) if short == 0x0004
+                                 else frame(0x0030, 0, arg, b"\0" * 4) if short == 0x0030
+                                 else attached(arg, 4, 1))
+                elif ftype == 0x0010:                           # DATA -> ACK 1, short ACK
+                    conn.sendall(frame(0x0012, 4, 0, struct.pack("<Q", 1)) + frame(0x0012, 4, 0, b"\0" * 4))
+                elif ftype == 0x0005:                           # DETACH -> short DETACHED
+                    conn.sendall(frame(0x0006, chan, arg, b"\0" * 8))
+            return handler
+
+        for short, what in ((0x0004, "ATTACHED"), (0x0030, "ERROR"), (0x0012, "ACK"), (0x0006, "DETACHED")):
+            with self.subTest(what):
+                f = self.fake(answer(short))
+                c = T.Client(f.path, timeout=5)
+                self.addCleanup(c.close, 2.0)
+                with self.assertRaises(T.ConnectionLost) as cm:
+                    p = c.producer("out")
+                    if short == 0x0012:
+                        p.send(b"one")
+                        p.flush(timeout=5)
+                    else:
+                        p.close()
+                    c.ping()
+                self.assertIn("malformed frame", str(cm.exception))
+                self.assertEqual(cm.exception.committed, {0x0012: {"out": 1}, 0x0006: {"out": 0}}.get(short, {}))
+                with self.assertRaises(T.ConnectionLost):
+                    c.ping()
+
+    def test_interrupt_while_attach_is_refused(self):
+        """An exception that interrupts an ATTACH (KeyboardInterrupt, ...) after its
+        refusal arrived is the one raised (regression: the ServerError replaced it)."""
+        class Interrupt(BaseException):
+            pass
+
+        def handler(fake, conn, ftype, chan, arg, body):
+            if ftype == 0x0003:                                 # ATTACH -> NOENT (non-fatal)
+                conn.sendall(frame(0x0030, 0, arg, struct.pack("<II", 22, 2) + b"no such channel"))
+            elif ftype == 0x0020:
+                conn.sendall(frame(0x0021, 0, arg, body))
+
+        f = self.fake(handler)
+        c = T.Client(f.path, timeout=5)
+        self.addCleanup(c.close, 2.0)
+        read = c._read
+
+        def read_then_interrupt():
+            n = read()
+            if n:
+                raise Interrupt()
+            return n
+        c._read = read_then_interrupt
+        try:
+            with self.assertRaises(Interrupt):
+                c.consumer("missing")
+        finally:
+            del c._read
+        self.assertEqual(c._answers, {})
+        c.ping()
+
+    def test_timed_out_close_writes_detach(self):
+        """Producer.close() whose flush times out writes its DETACH at once, not at
+        the next call that does I/O (regression: it only queued it)."""
+        def handler(fake, conn, ftype, chan, arg, body):
+            if ftype == 0x0003:
+                conn.sendall(attached(arg, 5, 1))               # DATA is never acknowledged
+
+        f = self.fake(handler)
+        c = T.Client(f.path, timeout=5)
+        self.addCleanup(c.close, 0.5)
+        p = c.producer("slow")
+        p.send(b"one")
+        with self.assertRaises(T.Timeout):
+            p.close(timeout=0.2)
+        wait_until(lambda: f.frames_of(0x0005), what="the DETACH")
+        self.assertEqual([fr[1] for fr in f.frames_of(0x0005)], [5])
 
     def test_impossible_frame_length_reports_committed(self):
         """A frame length below the header: ConnectionLost carries the committed map."""

@@ -21,7 +21,11 @@ reading because the ring is full) blocks ``send()`` up to its timeout;
 None).  A record ``send()`` returned for is queued and written in order,
 even if the socket took it only after the deadline.  ``flush()`` waits
 until every record sent is committed to the ring; ``close()`` detaches
-even when that wait times out (and then raises Timeout).
+even when that wait times out (and then raises Timeout).  A deadline that
+has passed (``timeout=0``) still gets one non-blocking I/O round before
+Timeout, so polling with ``timeout=0`` writes and reads.
+``Client.close()`` closes the connection within its timeout and raises
+Timeout (after closing) if records may be left uncommitted.
 
 State channels (PROTOCOL.md §12, when taktd's WELCOME announces them):
 ``state_reader()`` reads the newest image (``get()``) and subscribes to
@@ -54,6 +58,21 @@ _POLLERR = select.POLLERR | select.POLLHUP | select.POLLNVAL
 
 DEFAULT_MAX_FRAME = 4 << 20
 CLIENT_BATCH_MAX = 256 << 10
+
+
+# The least body of each frame type from taktd whose body is parsed (a shorter
+# one is malformed: the connection ends with ConnectionLost).
+_MIN_BODY = {
+    P.WELCOME: P.WELCOME_BODY.size,
+    P.ATTACHED: P.ATTACHED_BODY.size,
+    P.DETACHED: P.U64X2.size,
+    P.ACK: P.U64.size,
+    P.DROPPED: P.U64X2.size,
+    P.ERROR: P.ERROR_BODY.size,
+    P.STATE: P.STATE_BODY_SIZE,         # + the image length it announces
+    P.SUBSCRIBED: P.SUBSCRIBE_BODY.size,
+    P.UNSUBSCRIBED: P.U64.size,
+}
 
 
 def _deadline(timeout):
@@ -235,6 +254,7 @@ class Client:
         self._out = bytearray()     # frames not yet handed to the kernel
         self._out_queued = 0        # bytes ever queued
         self._out_sent = 0          # bytes ever sent
+        self._data_end = 0          # _out_queued just after the last record frame queued
         self._rest = b""            # start of an incomplete frame
         self._writes = 0
         self._rbuf = bytearray(1 << 20)
@@ -256,7 +276,7 @@ class Client:
             req = self._next_req()
             cname = (name if name is not None else "python-%d" % os.getpid()).encode("utf-8")[:64]
             body = self._request(P.hello(req, max_frame, cname), req, self.timeout, "HELLO")
-            w = P.WELCOME_BODY.unpack(body)
+            w = P.WELCOME_BODY.unpack_from(body)
             self.server = ServerInfo(w[0], *w[2:9])
         except BaseException:
             self._teardown()
@@ -386,11 +406,17 @@ class Client:
     def close(self, timeout=None):
         """Flush producers (up to ``timeout``, default the client's timeout),
         detach everything, say BYE and close.  Never raises for a connection
-        that is already dead."""
+        that is already dead.  The connection is closed when this returns or
+        raises.  If taktd's BYE did not come by the deadline while records
+        ``send()`` returned for may not be committed (unacknowledged, or
+        still unwritten in the client's buffer: those are discarded), raises
+        Timeout after closing; its ``committed`` maps each open producer's
+        channel to the count acknowledged."""
         if self._closed:
             return
         timeout = self.timeout if timeout is None else timeout
         deadline = _deadline(timeout)
+        unsure = None
         try:
             if self._error is None:
                 for att in list(self._atts.values()):
@@ -400,19 +426,42 @@ class Client:
                         except errors.TaktError:
                             pass
                 with self._cv:
-                    self._queue(P.frame(P.BYE))
+                    if self._error is None:
+                        self._queue(P.frame(P.BYE))
                 try:
                     self._wait_for(lambda: self._bye, deadline)
                 except errors.TaktError:
                     pass
+                with self._cv:
+                    if self._error is None and not self._bye:
+                        unsure = self._unconfirmed()
         finally:
             self._teardown()
+        if unsure:
+            raise errors.Timeout("client closed within %s s before taktd confirmed every record: %s"
+                                 % (timeout, unsure), committed=self._committed_map())
+
+    def _unconfirmed(self):
+        """What close() would leave unconfirmed, as text, or None (lock held)."""
+        parts = ["%r: %d sent, %d committed" % (a.name, a.sent, a.committed)
+                 for a in self._atts.values()
+                 if a.role in (P.ROLE_PRODUCE, P.ROLE_STATE_WRITE) and a.committed < a.sent]
+        if self._out_sent < self._data_end:
+            parts.append("%d bytes of queued records never written (discarded)"
+                         % (self._data_end - self._out_sent))
+        return "; ".join(parts) or None
 
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc):
-        self.close()
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.close()
+            return
+        try:
+            self.close()
+        except errors.TaktError:
+            pass                        # the block's own exception is the one to see
 
     def __del__(self):
         try:
@@ -463,8 +512,11 @@ class Client:
                     if self._error is None and not self._cancel_queued(pos, fr):
                         self._abandoned.add(req)
                     raise
-                if isinstance(ans, _Attachment) and not isinstance(e, errors.Timeout):
-                    self._drop_attachment(ans)
+                if not isinstance(e, errors.Timeout):
+                    # interrupted (KeyboardInterrupt, a connection error, ...): that
+                    # is what the caller sees; an attachment made meanwhile goes
+                    if isinstance(ans, _Attachment):
+                        self._drop_attachment(ans)
                     raise
             # the answer came while the timeout was being raised: use it
         else:
@@ -528,16 +580,23 @@ class Client:
         None).  The attachment is closed on return, whatever happened; a thread
         blocked on it wakes.  ``wait=False``: queue DETACH, do not wait."""
         with self._cv:
-            if att.detached or self._error is not None or not wait:
+            queued = False
+            early = att.detached or self._error is not None or not wait
+            if early:
                 if not att.detached and self._error is None:
                     self._queue(P.frame(P.DETACH, att.chan, self._next_req()))
+                    queued = True
                 att.detached = True
                 self._atts.pop(att.chan, None)
                 self._poke()
-                return None
-            req = self._next_req()
-            self._answers[req] = None
-            self._queue(P.frame(P.DETACH, att.chan, req))
+            else:
+                req = self._next_req()
+                self._answers[req] = None
+                self._queue(P.frame(P.DETACH, att.chan, req))
+        if early:
+            if queued:
+                self._poll_io()         # try to write it now, without waiting
+            return None
         try:
             self._wait_for(lambda: self._answers.get(req) is not None, _deadline(timeout),
                            "no answer to DETACH of %r" % att.name)
@@ -586,22 +645,33 @@ class Client:
     def _wait_for(self, pred, deadline, what="timed out", then=None):
         """Do I/O (or let the I/O owner do it) until pred() holds (checked
         with the lock held), then return ``then()`` (None without it), called
-        with the lock still held.  Raises the connection's error, or Timeout."""
+        with the lock still held.  Raises the connection's error, or Timeout.
+        Once the deadline has passed (at once for a timeout of 0), one
+        non-blocking I/O round is done before Timeout is raised (unless
+        another thread owns the I/O: it does it), so that polling with
+        timeout 0 writes and reads."""
         with self._cv:
+            polled = False
             while True:
                 if pred():
                     return then() if then is not None else None
                 self._check()
                 rem = _remaining(deadline)
                 if rem is not None and rem <= 0:
-                    raise errors.Timeout(what)
-                if self._io_owner:
+                    if polled or self._io_owner:
+                        raise errors.Timeout(what)
+                    polled = True
+                    rem = 0.0
+                elif self._io_owner:
                     self._cv.wait(rem)
                     continue
                 self._io_owner = True
                 self._mu.release()
                 try:
-                    self._io_round(rem)
+                    if rem == 0.0:
+                        self._io_poll()
+                    else:
+                        self._io_round(rem)
                 except BaseException as e:
                     self._mu.acquire()
                     self._io_owner = False
@@ -612,6 +682,28 @@ class Client:
                 self._mu.acquire()
                 self._io_owner = False
                 self._cv.notify_all()
+
+    def _io_poll(self):
+        """One non-blocking round of socket I/O by the owner, without the lock:
+        write what the socket takes, read and dispatch what is there."""
+        if self._out:
+            self._write()
+        self._read()
+        wake_r = self._wake_r
+        if wake_r is not None:
+            try:
+                os.read(wake_r, 4096)       # its wake-ups are served by this round
+            except OSError:
+                pass
+
+    def _poll_io(self):
+        """Do one non-blocking I/O round now (no lock held), unless another
+        thread owns the I/O (it does it).  A connection error is left for the
+        next call to raise."""
+        try:
+            self._wait_for(lambda: False, _deadline(0))
+        except errors.TaktError:
+            pass
 
     def _io_round(self, timeout):
         """One round of socket I/O by the owner, without the lock."""
@@ -649,28 +741,36 @@ class Client:
             chunk = self._out
             self._out = bytearray()
             self._write_busy = True
+        n = 0
+        err = None
         try:
-            n = self._sock.send(chunk)
-        except (BlockingIOError, InterruptedError):
-            n = 0
-        except OSError as e:
-            n = -1
-            err = e
-        if n < 0 and isinstance(err, (BrokenPipeError, ConnectionResetError)):
-            # taktd closed the connection: why is likely in what it sent last
-            # (a fatal ERROR), still unread in the socket.  Dispatch that first.
-            self._drain_input()
-        with self._mu:
-            self._write_busy = False
-            if n < 0:
-                self._out[0:0] = chunk
+            try:
+                n = self._sock.send(chunk)
+            except (BlockingIOError, InterruptedError):
+                n = 0
+            except OSError as e:
+                n = -1
+                err = e
+            if n < 0 and isinstance(err, (BrokenPipeError, ConnectionResetError)):
+                # taktd closed the connection: why is likely in what it sent last
+                # (a fatal ERROR), still unread in the socket.  Dispatch that first.
+                self._drain_input()
+        finally:
+            # whatever happened (even KeyboardInterrupt), what the socket did
+            # not take goes back in front of the output, in order
+            with self._mu:
+                self._write_busy = False
+                if n <= 0:
+                    self._out[0:0] = chunk
+                else:
+                    if n < len(chunk):
+                        self._out[0:0] = memoryview(chunk)[n:]
+                    self._out_sent += n
+                    self._cv.notify_all()
+        if n < 0:
+            with self._mu:
                 self._fail(errors.ConnectionLost(self._lost_text(self._why(err)), self._committed_map(), err))
                 raise self._error
-            if n < len(chunk):
-                self._out[0:0] = memoryview(chunk)[n:]
-            self._out_sent += n
-            if n:
-                self._cv.notify_all()
         return n > 0
 
     def _drain_input(self):
@@ -737,6 +837,14 @@ class Client:
 
     def _dispatch(self, ftype, flags, chan, arg, buf, start, end):
         """Apply one frame from taktd (lock held)."""
+        need = _MIN_BODY.get(ftype)
+        if need is not None and (end - start < need or (
+                ftype == P.STATE and end - start < need + P.STATE_BODY.unpack_from(buf, start)[3])):
+            # a body too short for its type (PROTOCOL.md §3): the stream cannot be trusted
+            self._fail(errors.ConnectionLost(self._lost_text(
+                "taktd sent a malformed frame (type %#06x with a %d-byte body, at least %d expected)"
+                % (ftype, end - start, need)), self._committed_map()))
+            return
         if ftype == P.DATA_BATCH:
             att = self._atts.get(chan)
             if att is None or att.detached:
@@ -1029,7 +1137,7 @@ class _Sender(_Endpoint):
             att.sent += n
             att.sent_bytes += len(frame)
             att.acked_bytes_marks.append((att.sent, att.sent_bytes, start_bytes))
-            end = cl._queue(frame)
+            end = cl._data_end = cl._queue(frame)
             seq = att.sent
         try:
             cl._wait_for(lambda: cl._out_sent >= end, deadline)

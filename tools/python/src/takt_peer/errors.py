@@ -65,11 +65,14 @@ class Timeout(TaktError, TimeoutError):
     otherwise the sequence number of the last record of the call that was
     queued (it will be written in order and may still be committed), e.g.
     when ``wait=True`` or ``flush()`` ran out of time waiting for the
-    acknowledgement."""
+    acknowledgement.  ``committed`` is set by ``Client.close()`` when it
+    closed before taktd confirmed every record: channel -> acknowledged
+    count of each open producer (else None)."""
 
-    def __init__(self, message="", seq=None):
+    def __init__(self, message="", seq=None, committed=None):
         super().__init__(message)
         self.seq = seq
+        self.committed = committed
 
     def __str__(self):
         return str(self.args[0]) if self.args else ""
