@@ -19,9 +19,10 @@ import java.util.List;
  *
  * <p>A timeout bounds the wait for room in the window and the write itself (taktd
  * stops reading while the ring is full).  A record whose write timed out before any
- * of it was written is not counted as sent; one timed out half-written ends the
- * connection (see {@link TaktClient}).  Of a {@code sendBatch} that times out, the
- * frames written before count as sent ({@link #sent()}).
+ * of it was written is not counted as sent (Timeout); one half-written at the deadline
+ * is sent: its rest stays queued on the connection and is written in order (see
+ * {@link TaktClient}).  Of a {@code sendBatch} that times out, the frames written (or
+ * half-written) before count as sent ({@link #sent()}).
  *
  * <p>Records above the channel's max_record throw {@link TaktException.RecordTooLarge}
  * before anything is sent.  Thread-safe.

@@ -17,6 +17,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.Paths;
 import java.time.Duration;
+import java.util.ArrayDeque;
 import java.util.HashMap;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
@@ -40,12 +41,14 @@ import java.util.concurrent.locks.ReentrantLock;
  * acknowledgements and answers to the waiting callers; writes are serialised by a lock.
  *
  * <p>Writes honour the caller's deadline: when taktd stops reading (a full ring:
- * back-pressure) a write with a timeout throws {@link TaktException.Timeout}.  If
- * nothing of the frame was written the connection stays usable; if the deadline
- * passed with a frame half-written, the stream cannot continue: the connection is
- * closed and every later call throws {@link TaktException.ConnectionLost} (with
- * {@code committed}).  {@link #close()} is bounded by the request timeout and wakes
- * a thread blocked in a write without a timeout (it then throws).
+ * back-pressure) a write with a timeout throws {@link TaktException.Timeout} if
+ * nothing of its frame was written (the connection stays usable).  A frame
+ * half-written at the deadline is not lost: its rest stays queued and is written
+ * before any later frame (by the next write, or a background thread as soon as taktd
+ * reads again), and the write counts as done.  A DETACH that cannot be written in
+ * time is queued the same way, never dropped.  {@link #close()} is bounded by the
+ * request timeout and wakes a thread blocked in a write without a timeout (it then
+ * throws).
  *
  * <p>Connection loss (taktd killed, restarted or stopped) is reported, not hidden:
  * every call then throws {@link TaktException.ConnectionLost}, whose {@code committed}
@@ -72,6 +75,14 @@ public final class TaktClient implements AutoCloseable {
     final Map<Integer, Attachment> attachments = new HashMap<>();
     /** ATTACH requests sent and not answered yet: request id -> what was asked. */
     private final Map<Integer, PendingAttach> attaching = new HashMap<>();
+    /**
+     * Frames that must reach taktd but could not be written in time: DETACHes, and the
+     * rest of a frame half-written at its deadline (guarded by lock; only the writeLock
+     * holder writes or removes the head, which may be half-written).  Whoever writes
+     * next writes them first; a flusher thread writes them when nobody else does.
+     */
+    private final ArrayDeque<Pending> pendingOut = new ArrayDeque<>();
+    private boolean flusherRunning;
     private boolean readerDone;
     private int nextReq = 1;
     private volatile TaktException error;
@@ -336,37 +347,159 @@ public final class TaktClient implements AutoCloseable {
             try {
                 detach(a, requestTimeout);
             } catch (TaktException ignored) {
-                // the connection failed or taktd did not answer: nothing more to do
+                // the connection failed, taktd did not answer, or the DETACH could not be
+                // written yet (it stays queued: the flusher thread writes it)
             }
         }, "taktd-detach-" + a.name);
         t.setDaemon(true);
         t.start();
     }
 
+    /**
+     * DETACH a; returns {delivered, dropped} as taktd reported them (null if the connection
+     * is gone or a DETACH of it was already queued).  The attachment is closed for its user
+     * afterwards whatever happened.  The DETACH is never dropped: if it cannot be written
+     * within timeout (taktd is not reading: back-pressure, or another thread's write is
+     * stalled) it stays queued, is written before any later frame (or by a flusher thread
+     * as soon as taktd reads again) and this throws Timeout; records taktd delivers to the
+     * attachment meanwhile are dropped.
+     */
     long[] detach(Attachment a, Duration timeout) throws TaktException {
+        long deadline = System.nanoTime() + timeout.toNanos();
+        String what = "DETACH of " + a.name;
+        int req;
+        Pending pd;
         lock.lock();
         try {
             if (a.detached || error != null) {
                 a.detached = true;
-                attachments.remove(a.chan);
+                if (!a.detachQueued || error != null)
+                    attachments.remove(a.chan, a);
                 changed.signalAll();
                 return null;
             }
+            if (a.detachQueued) // another thread is detaching it
+                return null;
+            if (closed)
+                throw new TaktException.Closed("the client is closed");
+            req = nextReq++;
+            answers.put(req, null);
+            ByteBuffer f = le(Wire.HDR);
+            f.putInt(Wire.HDR).putShort((short) Wire.DETACH).putShort((short) 0).putInt(a.chan).putInt(req).flip();
+            pd = new Pending(f, a);
+            pendingOut.add(pd);
+            a.detachQueued = true;
         } finally {
             lock.unlock();
         }
         try {
-            ByteBuffer d = (ByteBuffer) request(Wire.DETACH, a.chan, le(0), timeout, "DETACH", a.name, null);
+            try {
+                lockWrites(deadline, what);
+                try {
+                    check();
+                    drainPending(deadline, what);
+                } finally {
+                    writeLock.unlock();
+                }
+            } catch (TaktException e) {
+                boolean queued;
+                lock.lock();
+                try {
+                    queued = error == null && pendingOut.contains(pd);
+                } finally {
+                    lock.unlock();
+                }
+                if (!queued) {
+                    if (error != null)
+                        throw e;
+                    // written meanwhile by another thread: wait for the answer below
+                } else {
+                    kickFlusher();
+                    throw new TaktException.Timeout(what + ": not sent within " + timeout.toMillis()
+                            + " ms (taktd is not reading: back-pressure); the DETACH stays queued and is sent as "
+                            + "soon as taktd reads again (the channel stays attached until then); "
+                            + "the attachment is closed: " + e.getMessage());
+                }
+            }
+            awaitUntil(() -> answers.get(req) != null, deadline, "no answer to " + what + " from taktd");
+            Object ans;
+            lock.lock();
+            try {
+                ans = answers.remove(req);
+            } finally {
+                lock.unlock();
+            }
+            if (ans instanceof TaktException.ServerError) {
+                TaktException.ServerError e = (TaktException.ServerError) ans;
+                if (e.channel == null)
+                    throw TaktException.ServerError.of(e.rawCode, e.errno, e.fatal, a.name, e.serverMessage);
+                throw e;
+            }
+            ByteBuffer d = (ByteBuffer) ans;
             return new long[] {d.getLong(0), d.getLong(8)};
         } finally {
             lock.lock();
             try {
+                answers.remove(req);
                 a.detached = true;
-                attachments.remove(a.chan);
+                // forgotten once its DETACH is written (else drainPending forgets it then)
+                if (error != null || !pendingOut.contains(pd))
+                    attachments.remove(a.chan, a);
                 changed.signalAll();
             } finally {
                 lock.unlock();
             }
+        }
+    }
+
+    /** Start the flusher thread if queued frames wait and none runs (lock not held). */
+    private void kickFlusher() {
+        lock.lock();
+        try {
+            if (flusherRunning || pendingOut.isEmpty() || error != null)
+                return;
+            flusherRunning = true;
+        } finally {
+            lock.unlock();
+        }
+        Thread t = new Thread(this::flushLoop, "taktd-flush-" + socketPath);
+        t.setDaemon(true);
+        t.start();
+    }
+
+    /**
+     * The flusher: writes queued frames, waiting as long as it takes (for the
+     * write lock and for taktd to read), until none is left or the connection ends
+     * (close() wakes it).
+     */
+    private void flushLoop() {
+        try {
+            while (true) {
+                lock.lock();
+                try {
+                    if (pendingOut.isEmpty() || error != null || closed) {
+                        flusherRunning = false;
+                        return;
+                    }
+                } finally {
+                    lock.unlock();
+                }
+                lockWrites(FOREVER, "queued output");
+                try {
+                    check();
+                    drainPending(FOREVER, "queued output");
+                } finally {
+                    writeLock.unlock();
+                }
+            }
+        } catch (TaktException | RuntimeException e) {
+            lock.lock();
+            try {
+                flusherRunning = false;
+            } finally {
+                lock.unlock();
+            }
+            // the connection is gone: taktd detaches everything
         }
     }
 
@@ -514,50 +647,98 @@ public final class TaktClient implements AutoCloseable {
 
     /**
      * Write bufs (writeLock held) on the non-blocking socket, waiting for room until
-     * deadline.  At the deadline (or an interrupt): with nothing of the frame written,
-     * Timeout and the connection stays usable; with a frame half-written the stream
-     * cannot continue: the connection fails (ConnectionLost, with committed), the
-     * socket is closed and the caller gets Timeout (its cause the ConnectionLost).
+     * deadline; queued frames are written first.  At the deadline (or an interrupt):
+     * with nothing of the frame written, Timeout and the connection stays usable (a
+     * queued frame half-written stays queued: the next writer finishes it); with the
+     * frame half-written its rest is queued (written by the next writer or the flusher)
+     * and this returns: the frame counts as written.
      */
     private void writeFully(ByteBuffer[] bufs, long deadline, String what) throws TaktException {
-        long total = 0, done = 0;
+        drainPending(deadline, what);
+        long total = remaining(bufs);
+        if (writeSome(bufs, deadline))
+            return;
+        long left = remaining(bufs);
+        if (left == total)
+            throw new TaktException.Timeout((Thread.currentThread().isInterrupted() ? "interrupted: " : "") + what
+                    + ": taktd is not reading (back-pressure: a full ring?); nothing was sent");
+        // Half-written: the stream must continue with the rest of this frame.  Queue it
+        // (a copy: the caller reuses its buffers) at the head, before any DETACH queued
+        // meanwhile; the next writer or the flusher writes it.  The frame counts as sent.
+        ByteBuffer rest = ByteBuffer.allocate((int) left);
         for (ByteBuffer b : bufs)
-            total += b.remaining();
+            rest.put(b);
+        rest.flip();
+        lock.lock();
         try {
-            while (done < total) {
+            pendingOut.addFirst(new Pending(rest, null));
+        } finally {
+            lock.unlock();
+        }
+        kickFlusher();
+    }
+
+    /** Write the queued frames (writeLock held); Timeout (nothing of what was sent) at the deadline. */
+    private void drainPending(long deadline, String what) throws TaktException {
+        while (true) {
+            Pending p;
+            lock.lock();
+            try {
+                p = pendingOut.peekFirst();
+            } finally {
+                lock.unlock();
+            }
+            if (p == null)
+                return;
+            if (!writeSome(new ByteBuffer[] {p.frame}, deadline))
+                throw new TaktException.Timeout((Thread.currentThread().isInterrupted() ? "interrupted: " : "")
+                        + what + ": taktd is not reading (back-pressure: a full ring?); earlier output is still "
+                        + "queued; nothing was sent");
+            lock.lock();
+            try {
+                pendingOut.pollFirst();
+                if (p.att != null && p.att.detached) // its detach() gave up: forget it now
+                    attachments.remove(p.att.chan, p.att);
+            } finally {
+                lock.unlock();
+            }
+        }
+    }
+
+    private static long remaining(ByteBuffer[] bufs) {
+        long n = 0;
+        for (ByteBuffer b : bufs)
+            n += b.remaining();
+        return n;
+    }
+
+    /**
+     * Write bufs until all is written (true) or the deadline passes or the thread is
+     * interrupted (false, bufs' positions tell what was written).  Throws if the
+     * connection failed or was closed.
+     */
+    private boolean writeSome(ByteBuffer[] bufs, long deadline) throws TaktException {
+        try {
+            while (remaining(bufs) > 0) {
                 long n = ch.write(bufs);
-                done += n;
-                if (done >= total || n > 0)
+                if (n > 0)
                     continue;
                 // the socket buffer is full: taktd is not reading (back-pressure)
                 long rem = deadline == FOREVER ? 0 : deadline - System.nanoTime();
-                boolean interrupted = Thread.currentThread().isInterrupted();
-                if (interrupted || deadline != FOREVER && rem <= 0)
-                    throw writeTimedOut(done, total, (interrupted ? "interrupted: " : "") + what);
+                if (Thread.currentThread().isInterrupted() || deadline != FOREVER && rem <= 0)
+                    return false;
                 writeSel.select(deadline == FOREVER ? 0 : Math.max(1, (rem + 999_999) / 1_000_000));
                 writeSel.selectedKeys().clear();
                 TaktException e = error;
                 if (e != null)
                     throw e; // closed or failed meanwhile (close() wakes a blocked writer)
             }
+            return true;
         } catch (IOException | ClosedSelectorException e) {
             if (e instanceof TaktException)
                 throw (TaktException) e;
             throw writeFailed(e);
         }
-    }
-
-    private TaktException writeTimedOut(long done, long total, String what) {
-        if (done == 0)
-            return new TaktException.Timeout(what + ": taktd is not reading (back-pressure: a full ring?); "
-                    + "nothing was sent");
-        TaktException.ConnectionLost lost = new TaktException.ConnectionLost(lostText("a write timed out with "
-                + done + " of " + total + " bytes written (taktd is not reading: back-pressure); a half-written "
-                + "frame cannot be continued, so the client closed the connection"), committedMap(), null);
-        fail(lost);
-        closeSocket();
-        return new TaktException.Timeout(what + ": timed out mid-frame; the connection is closed (" + lost.getMessage()
-                + ")", lost);
     }
 
     /**
@@ -888,6 +1069,17 @@ public final class TaktClient implements AutoCloseable {
         }
     }
 
+    /** A control frame queued for writing (att: the attachment a DETACH is for). */
+    private static final class Pending {
+        final ByteBuffer frame;
+        final Attachment att;
+
+        Pending(ByteBuffer frame, Attachment att) {
+            this.frame = frame;
+            this.att = att;
+        }
+    }
+
     /** An ATTACH sent and not yet answered. */
     private static final class PendingAttach {
         final String name;
@@ -907,7 +1099,10 @@ public final class TaktClient implements AutoCloseable {
         final ChannelInfo info;
         final java.util.ArrayDeque<TaktRecord> queue = new java.util.ArrayDeque<>();
         long committed, sent, delivered, dropped, gap;
+        /** Closed for its user (records taktd still delivers are dropped). */
         boolean detached;
+        /** A DETACH of it was queued (it stays in attachments until that is written). */
+        boolean detachQueued;
         /** Attached by an ATTACH that timed out: being detached, its records dropped. */
         boolean orphan;
 
