@@ -219,7 +219,25 @@ class StateImage:
             self.channel, self.generation, len(self.data), self.age_ns, ", update" if self.update else "", d)
 
 
-class Client:
+class _Closing:
+    """`with` support: close on leaving the block.  Closing happens whatever
+    the block did, but a TaktError from close() does not hide the block's
+    own exception."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.close()
+            return
+        try:
+            self.close()
+        except errors.TaktError:
+            pass
+
+
+class Client(_Closing):
     """A connection to taktd.
 
     ``Client(socket_path=None, name=None, timeout=10.0, connect_timeout=0,
@@ -451,17 +469,6 @@ class Client:
                          % (self._data_end - self._out_sent))
         return "; ".join(parts) or None
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is None:
-            self.close()
-            return
-        try:
-            self.close()
-        except errors.TaktError:
-            pass                        # the block's own exception is the one to see
 
     def __del__(self):
         try:
@@ -1024,7 +1031,7 @@ class _Attachment:
         self.updates = 0            # state read: subscription updates received
 
 
-class _Endpoint:
+class _Endpoint(_Closing):
     def __init__(self, client, att):
         self._client = client
         self._att = att
@@ -1047,17 +1054,6 @@ class _Endpoint:
     def closed(self):
         return self._att.detached
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is None:
-            self.close()
-            return
-        try:
-            self.close()                # closes whatever happens ...
-        except errors.TaktError:
-            pass                        # ... but does not hide the block's own exception
 
 
 class _Sender(_Endpoint):
@@ -1460,7 +1456,7 @@ class StateReader(_Endpoint):
         return ans[0] if ans else att.updates
 
 
-class StateSubscription:
+class StateSubscription(_Closing):
     """Updates of a state channel (PROTOCOL.md §12.3), from
     :meth:`StateReader.subscribe` or :meth:`Client.subscribe_state`.
 
@@ -1582,14 +1578,3 @@ class StateSubscription:
 
     unsubscribe = close
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is None:
-            self.close()
-            return
-        try:
-            self.close()
-        except errors.TaktError:
-            pass                        # the block's own exception is the one to see

@@ -421,21 +421,7 @@ public final class TaktClient implements AutoCloseable {
                             + "the attachment is closed: " + e.getMessage());
                 }
             }
-            awaitUntil(() -> answers.get(req) != null, deadline, "no answer to " + what + " from taktd");
-            Object ans;
-            lock.lock();
-            try {
-                ans = answers.remove(req);
-            } finally {
-                lock.unlock();
-            }
-            if (ans instanceof TaktException.ServerError) {
-                TaktException.ServerError e = (TaktException.ServerError) ans;
-                if (e.channel == null)
-                    throw TaktException.ServerError.of(e.rawCode, e.errno, e.fatal, a.name, e.serverMessage);
-                throw e;
-            }
-            ByteBuffer d = (ByteBuffer) ans;
+            ByteBuffer d = (ByteBuffer) takeAnswer(req, deadline, what, a.name);
             return new long[] {d.getLong(0), d.getLong(8)};
         } finally {
             lock.lock();
@@ -503,6 +489,28 @@ public final class TaktClient implements AutoCloseable {
         }
     }
 
+    /**
+     * Wait (until deadline) for the answer to request req and take it; a ServerError
+     * answer is thrown, naming channel (may be null) when taktd's error did not.
+     */
+    private Object takeAnswer(int req, long deadline, String what, String channel) throws TaktException {
+        awaitUntil(() -> answers.get(req) != null, deadline, "no answer to " + what + " from taktd");
+        Object ans;
+        lock.lock();
+        try {
+            ans = answers.remove(req);
+        } finally {
+            lock.unlock();
+        }
+        if (ans instanceof TaktException.ServerError) {
+            TaktException.ServerError e = (TaktException.ServerError) ans;
+            if (e.channel == null && channel != null)
+                throw TaktException.ServerError.of(e.rawCode, e.errno, e.fatal, channel, e.serverMessage);
+            throw e;
+        }
+        return ans;
+    }
+
     /** Send a request and wait for its answer; the whole is bounded by timeout. */
     private Object request(int type, int chan, ByteBuffer body, Duration timeout, String what, String channel,
             PendingAttach pending) throws TaktException {
@@ -532,20 +540,7 @@ public final class TaktClient implements AutoCloseable {
                 }
                 throw e;
             }
-            awaitUntil(() -> answers.get(req) != null, deadline, "no answer to " + what + " from taktd");
-            Object ans;
-            lock.lock();
-            try {
-                ans = answers.remove(req);
-            } finally {
-                lock.unlock();
-            }
-            if (ans instanceof TaktException.ServerError) {
-                TaktException.ServerError e = (TaktException.ServerError) ans;
-                if (e.channel == null && channel != null)
-                    throw TaktException.ServerError.of(e.rawCode, e.errno, e.fatal, channel, e.serverMessage);
-                throw e;
-            }
+            Object ans = takeAnswer(req, deadline, what, channel);
             ok = true;
             return ans;
         } finally {
