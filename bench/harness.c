@@ -529,6 +529,11 @@ static void run_init(struct run *r, struct ctl *ctl, const struct bench_opts *o,
 
 /* ---- latency ------------------------------------------------------------- */
 
+int bench_parse_poll(const char *s)
+{
+	return strcmp(s, "pause") == 0 ? 1 : strcmp(s, "tight") == 0 ? 0 : -1;
+}
+
 /*
  * After a poll that found nothing, optionally a pause instruction: the spin
  * of takt_recv and of most user loops.  It changes what the coherence

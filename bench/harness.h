@@ -85,6 +85,9 @@ int bench_latency(const struct bench_mech *m, const struct bench_params *p,
 int bench_stream(const struct bench_mech *m, const struct bench_params *p,
 		 const struct bench_opts *o, int batched, struct stream_result *out);
 
+/* --poll's value: 1 for "pause", 0 for "tight", -1 for anything else. */
+int bench_parse_poll(const char *s);
+
 /* Pin the calling thread to one CPU; -errno on failure. */
 int bench_pin(int cpu);
 /* The CPU this thread runs on now. */

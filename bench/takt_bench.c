@@ -1167,11 +1167,7 @@ int main(int argc, char **argv)
 			}
 			break;
 		case 'Q':
-			if (strcmp(optarg, "pause") == 0)
-				o.poll_pause = 1;
-			else if (strcmp(optarg, "tight") == 0)
-				o.poll_pause = 0;
-			else {
+			if ((o.poll_pause = bench_parse_poll(optarg)) < 0) {
 				fprintf(stderr, "takt-bench: --poll wants tight or pause\n");
 				return 2;
 			}

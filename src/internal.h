@@ -72,6 +72,9 @@ void takt_tx_sem_name(char *out, const char *name, unsigned lane);
 int takt_segment_open_file(const char *obj, int oflags, mode_t mode, struct stat *st);
 /* Is the file a segment being created (size 0, changed within the grace)? */
 bool takt_segment_maybe_creating(const struct stat *st);
+/* Is the name obj still the file whose fstat is ours?  0 yes, -ESTALE
+ * another file now, other -errno (-ENOENT: removed). */
+int takt_segment_name_is(const char *obj, const struct stat *ours);
 /* shm_unlink obj only if the name is still the file open on fd (a stale
  * name may have been removed and created anew meanwhile).  0 or -errno;
  * -ESTALE when the name is another file now. */

@@ -83,10 +83,7 @@ int takt_unlink_stale(const char *name)
 	}
 	/* The name must still be this segment: a stale one may have been
 	 * removed and the name created anew (and live) meanwhile. */
-	struct stat now;
-	char path[TAKT_OBJ_NAME_MAX + 16];
-	snprintf(path, sizeof path, TAKT_SHM_DIR "%s", obj);
-	if (stat(path, &now) != 0 || st.st_ino != now.st_ino || st.st_dev != now.st_dev) {
+	if (takt_segment_name_is(obj, &st) != 0) {
 		close(fd);
 		return -EBUSY;
 	}

@@ -79,15 +79,24 @@ bool takt_segment_maybe_creating(const struct stat *st)
 	return age < (int64_t)TAKT_CREATE_GRACE_NS;
 }
 
-int takt_segment_unlink_if_same(int fd, const char *obj)
+int takt_segment_name_is(const char *obj, const struct stat *ours)
 {
-	struct stat ours, now;
+	struct stat now;
 	char path[TAKT_OBJ_NAME_MAX + 16];
 	snprintf(path, sizeof path, TAKT_SHM_DIR "%s", obj);
-	if (fstat(fd, &ours) != 0 || stat(path, &now) != 0)
+	if (stat(path, &now) != 0)
 		return -errno;
-	if (ours.st_ino != now.st_ino || ours.st_dev != now.st_dev)
-		return -ESTALE;
+	return ours->st_ino == now.st_ino && ours->st_dev == now.st_dev ? 0 : -ESTALE;
+}
+
+int takt_segment_unlink_if_same(int fd, const char *obj)
+{
+	struct stat ours;
+	if (fstat(fd, &ours) != 0)
+		return -errno;
+	int rc = takt_segment_name_is(obj, &ours);
+	if (rc < 0)
+		return rc;
 	return shm_unlink(obj) == 0 ? 0 : -errno;
 }
 

@@ -1034,7 +1034,7 @@ public final class TaktClient implements AutoCloseable {
                         buf.getInt(body + 20) & 0xffffffffL, buf.getLong(body + 24));
                 // Registered here, under the reader's lock: DATA of records already in the
                 // ring may follow in the same read.
-                a = new Attachment(chan, pd.name, pd.role, info);
+                a = new Attachment(chan, pd.name(), pd.role(), info);
                 attachments.put(chan, a);
                 if (answers.containsKey(arg))
                     answers.put(arg, a);
@@ -1064,7 +1064,10 @@ public final class TaktClient implements AutoCloseable {
         }
     }
 
-    /** A control frame queued for writing (att: the attachment a DETACH is for). */
+    /**
+     * A control frame queued for writing (att: the attachment a DETACH is for).  A class,
+     * not a record: pendingOut.contains must compare identity, not frame contents.
+     */
     private static final class Pending {
         final ByteBuffer frame;
         final Attachment att;
@@ -1076,15 +1079,7 @@ public final class TaktClient implements AutoCloseable {
     }
 
     /** An ATTACH sent and not yet answered. */
-    private static final class PendingAttach {
-        final String name;
-        final int role;
-
-        PendingAttach(String name, int role) {
-            this.name = name;
-            this.role = role;
-        }
-    }
+    private record PendingAttach(String name, int role) {}
 
     /** Per-attachment state, guarded by the client's lock. */
     static final class Attachment {
